@@ -1,0 +1,41 @@
+"""Matrix-information metrics of the interplay between features and heads.
+
+Pure, jittable functions: no Flax, no I/O, no global state.
+"""
+
+from infotheory import losses, scatter
+from infotheory.collapse import etf_gram, nc_interplay, nc_mir, simplex_etf
+from infotheory.entropy import (
+    Ratios,
+    entropy,
+    hdr,
+    matrix_entropy,
+    mir,
+    mutual_information,
+    ratios,
+)
+from infotheory.gram import gram, normalize
+from infotheory.interplay import interplay
+from infotheory.scatter import ClassScatter, Interplay, dataset_interplay
+
+__all__ = [
+    "ClassScatter",
+    "Interplay",
+    "Ratios",
+    "dataset_interplay",
+    "entropy",
+    "etf_gram",
+    "gram",
+    "hdr",
+    "interplay",
+    "losses",
+    "matrix_entropy",
+    "mir",
+    "mutual_information",
+    "nc_interplay",
+    "nc_mir",
+    "normalize",
+    "ratios",
+    "scatter",
+    "simplex_etf",
+]

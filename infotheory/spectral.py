@@ -1,0 +1,93 @@
+"""Spectral functions of symmetric PSD matrices with gap-free derivatives.
+
+`jnp.linalg.eigh`'s JVP divides by eigenvalue gaps and is NaN wherever the
+spectrum is degenerate (Neural Collapse, rank one, duplicated rows). The trace
+functions here differentiate as spectral functions instead,
+
+    d tr f(M) = tr(f'(M) dM),  f'(M) = U diag(f'(λ)) Uᵀ,
+
+which needs no gaps (Lewis, "Derivatives of spectral functions", 1996).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+
+def eigenvalue_floor(dtype: jnp.dtype) -> float:
+    """Floor ε on eigenvalues inside derivatives: `10 · eps(dtype)`.
+
+    The derivative of `-λ log λ` is unbounded at λ = 0; tangents use
+    `f'(max(λ, ε))`. Values are computed without it. Directions with λ < ε are
+    those that Gram matrices of features cannot reach to first order (their
+    null space), so the clipped tangent changes no reachable gradient beyond
+    round-off.
+    """
+    return 10 * float(jnp.finfo(dtype).eps)
+
+
+def _f(alpha: float, lam: jax.Array) -> jax.Array:
+    """Summand of the trace: `-λ log λ` at α = 1, `λ^α` otherwise (0 for λ ≤ 0).
+
+    For α < 1, `λ^α` amplifies round-off in the null space, so eigenvalues
+    below the rank tolerance `k · eps · max λ` count as zero there.
+    """
+    floor = lam.shape[-1] * jnp.finfo(lam.dtype).eps * jnp.max(lam) if alpha < 1 else 0
+    pos = lam > floor
+    safe = jnp.where(pos, lam, 1)
+    value = -safe * jnp.log(safe) if alpha == 1 else safe**alpha
+    return jnp.where(pos, value, 0)
+
+
+def _f_prime(alpha: float, lam: jax.Array) -> jax.Array:
+    """Derivative of `_f` at `max(λ, ε)`."""
+    lam = jnp.maximum(lam, eigenvalue_floor(lam.dtype))
+    return -(1 + jnp.log(lam)) if alpha == 1 else alpha * lam ** (alpha - 1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def trace_function(alpha: float, m: jax.Array) -> jax.Array:
+    """`Σᵢ f(λᵢ)` over the eigenvalues of symmetric `m`, f as in `_f`.
+
+    Args:
+      alpha: 1 for the von Neumann summand `-λ log λ`, else the power `λ^α`.
+      m: symmetric PSD matrix `(k, k)`.
+
+    Returns:
+      The scalar trace `tr f(m)`.
+    """
+    return jnp.sum(_f(alpha, jnp.linalg.eigvalsh(m)))
+
+
+@trace_function.defjvp
+def _trace_function_jvp(alpha, primals, tangents):
+    (m,), (dm,) = primals, tangents
+    lam, u = jnp.linalg.eigh(m)
+    grad = (u * _f_prime(alpha, lam)) @ u.T
+    return jnp.sum(_f(alpha, lam)), jnp.sum(grad * dm)
+
+
+@jax.custom_jvp
+def psd_sqrt(g: jax.Array) -> jax.Array:
+    """Symmetric square root `G^{1/2} = U diag(√λ) Uᵀ` of a PSD matrix.
+
+    Its JVP is the Daleckii–Krein divided difference `dL = U (Uᵀ dG U ⊘ (√λᵢ + √λⱼ)) Uᵀ`,
+    finite at repeated eigenvalues. Where both eigenvalues are zero the entry is
+    set to 0: for `G = W Wᵀ` any first-order `dG` vanishes there.
+    """
+    lam, u = jnp.linalg.eigh(g)
+    return (u * jnp.sqrt(jnp.maximum(lam, 0))) @ u.T
+
+
+@psd_sqrt.defjvp
+def _psd_sqrt_jvp(primals, tangents):
+    (g,), (dg,) = primals, tangents
+    lam, u = jnp.linalg.eigh(g)
+    root = jnp.sqrt(jnp.maximum(lam, 0))
+    denom = root[:, None] + root[None, :]
+    ok = denom > eigenvalue_floor(g.dtype)
+    inner = jnp.where(ok, (u.T @ dg @ u) / jnp.where(ok, denom, 1), 0)
+    return (u * root) @ u.T, u @ inner @ u.T

@@ -1,0 +1,49 @@
+"""Independent float64 NumPy reference: the papers' naive n × n definitions."""
+
+import numpy as np
+
+
+def gram(x):
+    x = np.asarray(x, np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    xn = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return xn @ xn.T
+
+
+def matrix_entropy(k):
+    k = np.asarray(k, np.float64)
+    lam = np.linalg.eigvalsh(k / np.trace(k))
+    lam = lam[lam > 1e-15]
+    return float(-(lam * np.log(lam)).sum())
+
+
+def interplay(features, labels, head):
+    """(h_features, h_heads, h_joint, mi, mir, hdr) from three n × n eigendecompositions."""
+    k1 = gram(features)
+    k2 = gram(np.asarray(head)[np.asarray(labels)])
+    h1, h2, hj = matrix_entropy(k1), matrix_entropy(k2), matrix_entropy(k1 * k2)
+    mi = h1 + h2 - hj
+    return dict(
+        h_features=h1,
+        h_heads=h2,
+        h_joint=hj,
+        mi=mi,
+        mir=mi / min(h1, h2),
+        hdr=abs(h1 - h2) / max(h1, h2),
+    )
+
+
+def nc_mir(c):
+    """PAPER.md's closed form."""
+    return 1 / (c - 1) + (c - 2) * np.log(c - 2) / ((c - 1) * np.log(c - 1))
+
+
+def etf_features(num_classes, per_class, dim, seed=0):
+    """Collapsed features: `per_class` copies of each simplex-ETF vertex, built in NumPy."""
+    rng = np.random.default_rng(seed)
+    c = num_classes
+    m = np.eye(c) - 1 / c  # centered one-hots; rows have Gram ℰ(−1/(C−1)) after normalizing
+    q, _ = np.linalg.qr(rng.normal(size=(dim, c)))
+    head = m @ q.T  # rotate into R^dim (needs dim ≥ C)
+    labels = np.repeat(np.arange(c), per_class)
+    return head[labels], labels, head

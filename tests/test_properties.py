@@ -1,0 +1,68 @@
+"""Invariances and bounds, property-tested with hypothesis."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import infotheory as it
+
+seeds = st.integers(0, 2**31 - 1)
+sizes = st.integers(2, 24)
+dims = st.integers(1, 12)
+
+
+def _sample(seed, n, d, c=4):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    features = jax.random.normal(k1, (n, d))
+    labels = jax.random.randint(k2, (n,), 0, c)
+    head = jax.random.normal(k3, (c, d))
+    return features, labels, head
+
+
+@given(seeds, sizes, dims)
+def test_entropy_bounds(seed, n, d):
+    features, _, _ = _sample(seed, n, d)
+    h = float(it.entropy(features))
+    assert -1e-5 <= h <= np.log(n) + 1e-5
+    assert -1e-5 <= float(it.entropy(features, alpha=2)) <= np.log(n) + 1e-5
+
+
+@given(seeds, sizes, dims)
+def test_interplay_bounds(seed, n, d):
+    r = it.interplay(*_sample(seed, n, d))
+    tol = 1e-4
+    assert -tol <= float(r.mi) <= min(float(r.h_features), float(r.h_heads)) + tol
+    assert max(float(r.h_features), float(r.h_heads)) - tol <= float(r.h_joint)
+    assert float(r.h_joint) <= float(r.h_features) + float(r.h_heads) + tol
+    assert 0 <= float(r.mir) <= 1 and 0 <= float(r.hdr) <= 1
+
+
+@given(seeds, sizes, dims)
+def test_invariant_to_row_permutation(seed, n, d):
+    features, labels, head = _sample(seed, n, d)
+    perm = jax.random.permutation(jax.random.key(seed + 1), n)
+    a = it.interplay(features, labels, head)
+    b = it.interplay(features[perm], labels[perm], head)
+    np.testing.assert_allclose(np.array(a), np.array(b), atol=2e-5)
+
+
+@given(seeds, sizes, dims)
+def test_invariant_to_rotation_and_positive_scaling(seed, n, d):
+    features, labels, head = _sample(seed, n, d)
+    k1, k2, k3 = jax.random.split(jax.random.key(seed + 7), 3)
+    q = jnp.linalg.qr(jax.random.normal(k1, (d, d)))[0]
+    row_scale = jax.random.uniform(k2, (n, 1), minval=0.1, maxval=10.0)
+    head_scale = jax.random.uniform(k3, (head.shape[0], 1), minval=0.1, maxval=10.0)
+    a = it.interplay(features, labels, head)
+    b = it.interplay(row_scale * features @ q, labels, head_scale * head @ q)
+    np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
+
+
+@given(seeds, sizes, dims)
+def test_pairwise_mir_hdr_agree_with_interplay(seed, n, d):
+    features, labels, head = _sample(seed, n, d)
+    r = it.interplay(features, labels, head)
+    np.testing.assert_allclose(it.mir(features, head[labels]), r.mir, atol=1e-4)
+    np.testing.assert_allclose(it.hdr(features, head[labels]), r.hdr, atol=1e-4)
