@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m trainers.collapse_demo --workdir demo_out
+	$(PY) -m trainers.supervised --config trainers/configs/supervised.py:digits --workdir demo_out/digits
 
 test: venv
 	$(PY) -m pytest -q -n 2

@@ -1,0 +1,51 @@
+"""Metrics: JSON lines (`metrics.jsonl`) and TensorBoard events (tensorboardX, no TensorFlow).
+
+Only process 0 writes. On resume, lines past the restored step are dropped so
+the file has no duplicated or missing steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import jax
+from tensorboardX import SummaryWriter
+
+
+def read(path: str | pathlib.Path) -> list[dict]:
+    """All records of a metrics.jsonl file (empty when it does not exist)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricWriter:
+    """Appends `{"step": …, "time": …, **scalars}` records and TensorBoard scalars."""
+
+    def __init__(self, workdir: str | pathlib.Path, resume_step: int = 0):
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self.active = jax.process_index() == 0
+        if not self.active:
+            return
+        kept = [r for r in read(self.path) if r["step"] <= resume_step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.tensorboard = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+
+    def write(self, step: int, time: float, scalars: dict[str, float]) -> None:
+        if not self.active:
+            return
+        record = {"step": int(step), "time": round(float(time), 3)}
+        record.update({k: float(v) for k, v in scalars.items()})
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, allow_nan=True) + "\n")
+        for key, value in scalars.items():
+            if math.isfinite(float(value)):
+                self.tensorboard.add_scalar(key, float(value), step)
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        if self.active:
+            self.tensorboard.close()

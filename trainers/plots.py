@@ -1,0 +1,51 @@
+"""Plots of metric records against step."""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import infotheory as it  # noqa: E402
+
+
+def _series(records: list[dict], key: str):
+    points = [(r["step"], r[key]) for r in records if key in r]
+    return np.array(points).T if points else (np.array([]), np.array([]))
+
+
+def plot_dynamics(
+    records: list[dict], num_classes: int, path: str | pathlib.Path, title: str = ""
+) -> None:
+    """Accuracy, MIR, HDR and both entropies vs step, with Neural-Collapse references."""
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    ax = axes[0]
+    ax.plot(*_series(records, "eval/accuracy"), label="test accuracy")
+    ax.set(ylabel="accuracy", ylim=(0, 1.01))
+    ax = axes[1]
+    ax.plot(*_series(records, "eval/mir"), label="MIR (whole test split)")
+    ax.plot(*_series(records, "eval/batch_mir"), ls=":", label="MIR (batch mean)")
+    ax.axhline(float(it.nc_mir(num_classes)), c="k", ls="--", lw=0.8, label="MIR at NC")
+    ax.set(ylabel="MIR")
+    ax = axes[2]
+    ax.plot(*_series(records, "eval/hdr"), label="HDR (whole test split)")
+    ax.plot(*_series(records, "eval/batch_hdr"), ls=":", label="HDR (batch mean)")
+    ax.axhline(0, c="k", ls="--", lw=0.8, label="HDR at NC")
+    ax.set(ylabel="HDR")
+    ax = axes[3]
+    ax.plot(*_series(records, "eval/h_features"), label="H(G(Z)) features")
+    ax.plot(*_series(records, "eval/h_heads"), label="H(G(W_Y)) heads")
+    ax.axhline(np.log(num_classes - 1), c="k", ls="--", lw=0.8, label="log(C−1)")
+    ax.set(ylabel="entropy (nats)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
