@@ -15,12 +15,9 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-import infotheory as it  # noqa: E402
+import infotheory as it
 
 
 def collapse_path(num_classes: int, per_class: int, dim: int, steps: int, seed: int):

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pathlib
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import infotheory as it  # noqa: E402
+import infotheory as it
 
 
 def _series(records: list[dict], key: str):

@@ -31,9 +31,6 @@ from infotheory import scatter
 from trainers import checkpoints, data, metrics, plots
 from trainers.data import pipeline
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, checkpoints and plots.")
-
 State = dict[str, Any]  # {"params", "batch_stats", "opt_state", "step"}: a plain pytree
 
 
@@ -337,7 +334,7 @@ def summary(records: list[dict]) -> str:
 def main(argv) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
-    config, workdir = _CONFIG.value, _WORKDIR.value
+    config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
     if config is None or workdir is None:
         raise app.UsageError("--config and --workdir are required.")
     train_and_evaluate(config, workdir)
@@ -352,4 +349,6 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    config_flags.DEFINE_config_file("config", None, "Training configuration.")
+    flags.DEFINE_string("workdir", None, "Directory for metrics, checkpoints and plots.")
     app.run(main)

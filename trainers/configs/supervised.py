@@ -1,8 +1,8 @@
 """Supervised training with information dynamics.
 
-    python -m trainers.supervised --config trainers/configs/supervised.py:digits --workdir /tmp/digits
-    python -m trainers.supervised --config trainers/configs/supervised.py:cifar10_wrn28_2 --workdir ...
-    python -m trainers.supervised --config trainers/configs/supervised.py:cifar100_wrn28_8 --workdir ...
+    python -m trainers.supervised --config trainers/configs/supervised.py:digits --workdir DIR
+
+Presets: `digits` (embedded, the demo), `cifar10_wrn28_2`, `cifar100_wrn28_8` (the papers').
 
 Override any field with `--config.<key>=<value>`, e.g. `--config.mi_weight=0.1`.
 Append `,runlocal` to a preset (`...:cifar10_wrn28_2,runlocal`) for a few-step smoke run.

@@ -14,7 +14,7 @@ from trainers.data import DatasetSpec
 
 
 def random_crop_flip(image: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
-    """Random crop of the zero-padded (by `pad`) image to its size, then a random horizontal flip."""
+    """Random crop of the `pad`-zero-padded image back to its size, then a random h-flip."""
     h, w = image.shape[:2]
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
     top, left = rng.integers(0, 2 * pad + 1, size=2)

@@ -1,0 +1,175 @@
+"""The supervised trainer: outputs, resume after SIGKILL, data parallelism, NaN and config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from trainers import checkpoints, metrics, supervised
+from trainers.configs.supervised import get_config
+
+KEYS = {
+    "step",
+    "time",
+    "train/loss",
+    "eval/loss",
+    "eval/accuracy",
+    "eval/mir",
+    "eval/hdr",
+    "eval/mi",
+    "eval/h_features",
+    "eval/h_heads",
+    "eval/batch_mir",
+    "eval/batch_hdr",
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+def tiny(data_dir, **overrides):
+    config = get_config("digits")
+    config.model = "mlp"
+    config.data_dir = data_dir
+    config.num_steps, config.eval_every, config.checkpoint_every, config.log_every = 40, 20, 20, 10
+    config.update(overrides)
+    return config
+
+
+def test_short_run_writes_metrics_checkpoints_and_plot(tmp_path, data_dir):
+    last = supervised.train_and_evaluate(tiny(data_dir, num_devices=1), tmp_path)
+    records = metrics.read(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 20, 40]
+    assert all(set(r) == KEYS for r in records)
+    assert records[-1]["eval/accuracy"] > records[0]["eval/accuracy"]
+    assert 0 <= last["eval/mir"] <= 1 and 0 <= last["eval/hdr"] <= 1
+    assert (tmp_path / "dynamics.png").stat().st_size > 20_000
+    assert any((tmp_path / "tensorboard").iterdir())
+    mngr = checkpoints.manager(tmp_path / "checkpoints", read_only=True)
+    assert list(mngr.all_steps()) == [20, 40]
+
+
+def test_loss_terms_train_and_change_the_trajectory(tmp_path, data_dir):
+    plain = supervised.train_and_evaluate(tiny(data_dir, num_devices=1), tmp_path / "a")
+    shaped = supervised.train_and_evaluate(
+        tiny(data_dir, num_devices=1, mi_weight=0.5, hdr_weight=0.5, label_smoothing=0.1),
+        tmp_path / "b",
+    )
+    assert np.isfinite(shaped["train/loss"]) and shaped["train/loss"] != plain["train/loss"]
+
+
+def test_eight_devices_match_one_device(tmp_path, data_dir):
+    one = tiny(data_dir, num_devices=1, model="small_cnn", num_steps=20, eval_every=10)
+    eight = tiny(data_dir, num_devices=8, model="small_cnn", num_steps=20, eval_every=10)
+    supervised.train_and_evaluate(one, tmp_path / "one")
+    supervised.train_and_evaluate(eight, tmp_path / "eight")
+    a, b = (
+        metrics.read(tmp_path / "one/metrics.jsonl"),
+        metrics.read(tmp_path / "eight/metrics.jsonl"),
+    )
+    for ra, rb in zip(a, b, strict=True):
+        for key in KEYS - {"time", "eval/mi", "eval/mir"}:
+            np.testing.assert_allclose(ra[key], rb[key], rtol=2e-4, atol=2e-5, err_msg=key)
+        # MI = H_f + H_h − H_joint cancels O(1) entropies (fp32 round-off ~1e-5 relative in
+        # each, from another summation order), and MIR divides it by min(H) (~0.02 at init).
+        mi_tol = 1e-4 * (ra["eval/h_features"] + ra["eval/h_heads"])
+        np.testing.assert_allclose(ra["eval/mi"], rb["eval/mi"], atol=mi_tol)
+        min_h = min(ra["eval/h_features"], ra["eval/h_heads"])
+        np.testing.assert_allclose(ra["eval/mir"], rb["eval/mir"], atol=mi_tol / min_h)
+
+
+def test_nan_loss_stops_naming_the_step(tmp_path, data_dir):
+    with pytest.raises(FloatingPointError, match=r"at step \d+"):
+        supervised.train_and_evaluate(tiny(data_dir, num_devices=1, learning_rate=1e30), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"label_smoothing": 1.5}, "label_smoothing"),
+        ({"batch_size": 60, "num_devices": 8}, "not divisible by the 8 devices"),
+        ({"model": "vit"}, "unknown model"),
+        ({"dataset": "imagenet"}, "unknown dataset"),
+        ({"mi_weight": -1.0}, "mi_weight must be non-negative"),
+        ({"eval_every": 0}, "eval_every must be positive"),
+        ({"interplay_method": "svd"}, "interplay_method"),
+    ],
+)
+def test_bad_config_fails_before_training(tmp_path, data_dir, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        supervised.train_and_evaluate(tiny(data_dir, **overrides), tmp_path)
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def _command(workdir, data_dir):
+    return [
+        sys.executable,
+        "-m",
+        "trainers.supervised",
+        "--config",
+        "trainers/configs/supervised.py:digits",
+        "--workdir",
+        str(workdir),
+        "--config.model=mlp",
+        f"--config.data_dir={data_dir}",
+        "--config.num_steps=600",
+        "--config.eval_every=50",
+        "--config.checkpoint_every=100",
+        "--config.num_devices=1",
+    ]
+
+
+def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
+    root = os.path.dirname(os.path.dirname(__file__))
+    subprocess.run(
+        _command(tmp_path / "full", data_dir), check=True, env=env, cwd=root, capture_output=True
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _command(killed, data_dir),
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "200").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    steps_at_kill = [r["step"] for r in metrics.read(killed / "metrics.jsonl")]
+    assert steps_at_kill and steps_at_kill[-1] < 600, "the run must be killed mid-training"
+    subprocess.run(_command(killed, data_dir), check=True, env=env, cwd=root, capture_output=True)
+    full, resumed = (
+        metrics.read(tmp_path / "full/metrics.jsonl"),
+        metrics.read(killed / "metrics.jsonl"),
+    )
+    assert [r["step"] for r in resumed] == list(range(0, 601, 50))  # none duplicated or missing
+    for key in KEYS - {"time"}:
+        assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-6, abs=1e-7), key
+    times = [r["time"] for r in resumed]
+    assert times == sorted(times)  # cumulative across the restart
+    json.dumps(resumed)
+
+
+def test_sweep_over_seeds_and_variants(tmp_path, data_dir):
+    from trainers import sweep
+
+    variants = sweep.parse_variants('plain:;ls:label_smoothing=0.2,model="mlp"')
+    assert variants == {"plain": {}, "ls": {"label_smoothing": 0.2, "model": "mlp"}}
+    base = tiny(data_dir, num_devices=1, num_steps=20, eval_every=20)
+    results = sweep.sweep(base, variants, [0, 1], tmp_path)
+    assert set(results) == {"plain", "ls"} and len(results["ls"]["eval/accuracy"]) == 2
+    assert (
+        results["plain"]["eval/accuracy"][0] != results["plain"]["eval/accuracy"][1]
+    )  # seeds differ
+    rows = sweep.table(results).splitlines()
+    assert rows[2].startswith("| plain (n=2) |") and "±" in rows[3]
