@@ -21,7 +21,8 @@ TRAINING_DYNAMICS = [
         "`!pip install -e /content/interplay`."
     ),
     new_code_cell(
-        "import pathlib, tempfile\n"
+        "import pathlib\n"
+        "import tempfile\n\n"
         "import jax\n"
         "from IPython.display import Image, display\n\n"
         "import infotheory as it\n"
@@ -49,11 +50,12 @@ TRAINING_DYNAMICS = [
         "MIR against test accuracy: the papers report MIR rising together with accuracy."
     ),
     new_code_cell(
-        "import matplotlib.pyplot as plt\n"
+        "import matplotlib.pyplot as plt\n\n"
         "acc = [r['eval/accuracy'] for r in records]\n"
         "mir = [r['eval/mir'] for r in records]\n"
         "plt.plot(acc, mir, 'o-')\n"
-        "plt.xlabel('test accuracy'); plt.ylabel('MIR (whole test split)')\n"
+        "plt.xlabel('test accuracy')\n"
+        "plt.ylabel('MIR (whole test split)')\n"
         "plt.show()\n"
         "assert records[-1]['eval/mir'] > records[0]['eval/mir']"
     ),

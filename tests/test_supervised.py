@@ -1,4 +1,4 @@
-"""The supervised trainer: outputs, resume after SIGKILL, data parallelism, NaN and config errors."""
+"""Supervised trainer: outputs, resume after SIGKILL, data parallelism, NaN and config errors."""
 
 import json
 import os
