@@ -46,3 +46,23 @@ def plot_dynamics(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_grokking(records: list[dict], grokked_at: int | None, path: str | pathlib.Path,
+                  title: str = "") -> None:
+    """Train/test accuracy, MIR and HDR against steps (log axis), grokking step marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    rows = [r for r in records if r["step"] > 0]
+    for ax, name in zip(axes, ("accuracy", "mir", "hdr"), strict=True):
+        for split, style in (("train", "-"), ("eval", "--")):
+            ax.plot(*_series(rows, f"{split}/{name}"), style,
+                    label=f"{'test' if split == 'eval' else 'train'} {name}")
+        if grokked_at:
+            ax.axvline(grokked_at, c="k", lw=0.8, ls=":", label=f"grokked at {grokked_at}")
+        ax.set(xscale="log", xlabel="step (= epoch, full batch)", ylabel=name.upper())
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,46 @@
+"""Grokking (a ∘ b) mod p with a one-layer transformer, full-batch AdamW.
+
+    python -m trainers.grokking --config trainers/configs/grokking.py --workdir DIR
+    python -m trainers.grokking --config trainers/configs/grokking.py:small --workdir DIR
+
+Default: p = 113, a + b, 30 % train, AdamW lr 1e-3, weight decay 1.0,
+betas (0.9, 0.98). `small` is p = 23 for notebooks and tests.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str = "default") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.p = 113
+    c.operation = "add"
+    c.train_fraction = 0.3
+    c.split_seed = 0
+    c.data_dir = ml_collections.FieldReference(None, field_type=str)
+    c.seed = 0
+
+    c.width = 128
+    c.num_heads = 4
+    c.head_dim = 32
+    c.mlp_dim = 512
+    c.layer_norm = False
+
+    c.learning_rate = 1e-3
+    c.warmup_steps = 10
+    c.weight_decay = 1.0
+    c.b1 = 0.9
+    c.b2 = 0.98
+
+    c.num_steps = 30_000  # full-batch steps = epochs
+    c.log_every = 100  # steps fused into one jitted call; metrics at each
+    c.steps_after_grok = 5_000  # keep going after test accuracy reaches 99 %, then stop
+    c.grok_threshold = 0.99
+    c.checkpoint_every = 1_000
+    c.interplay_samples = 1024  # fixed subset per split for MIR/HDR (0: whole split)
+
+    if arg == "small":
+        c.p, c.train_fraction = 23, 0.5
+        c.num_steps, c.log_every, c.steps_after_grok, c.checkpoint_every = 2_000, 50, 200, 500
+    elif arg != "default":
+        raise ValueError(f"unknown preset {arg!r}: default, small.")
+    return c
