@@ -55,8 +55,10 @@ def main() -> None:
             state, _ = step(state, tokens, labels)
         return state
 
-    fused = jax.jit(functools.partial(grokking.fused_steps, model=model, tx=tx,
-                                      num_steps=args.steps), donate_argnums=0)
+    fused = jax.jit(
+        functools.partial(grokking.fused_steps, model=model, tx=tx, num_steps=args.steps),
+        donate_argnums=0,
+    )
     t_loop, state = steps_per_second(python_loop, state, args.repeats)
     t_fused, state = steps_per_second(lambda s: fused(s, tokens, labels)[0], state, args.repeats)
     print(f"devices: {jax.devices()}   full batch: {tokens.shape[0]} examples")

@@ -40,16 +40,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     for key in ("num_steps", "checkpoint_every"):
         if config[key] % config.log_every:
-            raise ValueError(f"config.{key}={config[key]} must be a multiple of "
-                             f"log_every={config.log_every}.")
+            raise ValueError(
+                f"config.{key}={config[key]} must be a multiple of log_every={config.log_every}."
+            )
     if config.interplay_samples < 0 or config.weight_decay < 0 or config.steps_after_grok < 0:
         raise ValueError("interplay_samples, weight_decay and steps_after_grok must be ≥ 0.")
 
 
 def make_model(config) -> Transformer:
-    return Transformer(vocab_size=config.p + 1, num_classes=config.p, width=config.width,
-                       num_heads=config.num_heads, head_dim=config.head_dim,
-                       mlp_dim=config.mlp_dim, layer_norm=config.layer_norm)
+    return Transformer(
+        vocab_size=config.p + 1,
+        num_classes=config.p,
+        width=config.width,
+        num_heads=config.num_heads,
+        head_dim=config.head_dim,
+        mlp_dim=config.mlp_dim,
+        layer_norm=config.layer_norm,
+    )
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
@@ -68,8 +75,11 @@ def train_step(state, tokens, labels, *, model, tx):
     grad_fn = jax.value_and_grad(lambda p: loss_and_accuracy(p, model, tokens, labels)[0])
     loss, grads = grad_fn(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    return {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
-            "step": state["step"] + 1}, loss
+    return {
+        "params": optax.apply_updates(state["params"], updates),
+        "opt_state": opt_state,
+        "step": state["step"] + 1,
+    }, loss
 
 
 def fused_steps(state, tokens, labels, *, model, tx, num_steps: int):
@@ -92,12 +102,16 @@ def evaluate(params, splits, subsets, *, model) -> dict:
 
 
 def _subset(n: int, size: int, seed: int) -> np.ndarray:
-    return np.arange(n) if size == 0 or size >= n else np.sort(
-        np.random.default_rng(seed).permutation(n)[:size])
+    return (
+        np.arange(n)
+        if size == 0 or size >= n
+        else np.sort(np.random.default_rng(seed).permutation(n)[:size])
+    )
 
 
 def summarize(records: list[dict], threshold: float) -> dict:
     """Landmarks of the curve: when train/test accuracy reach their marks, MIR peak, HDR spike."""
+
     def first(key, value):
         return next((r["step"] for r in records if r[key] >= value), None)
 
@@ -105,10 +119,14 @@ def summarize(records: list[dict], threshold: float) -> dict:
         best = max(records, key=lambda r: r[key])
         return {"step": best["step"], "value": best[key]}
 
-    return {"train_100_at": first("train/accuracy", 1.0),
-            "grokked_at": first("eval/accuracy", threshold),
-            "train_mir_peak": argmax("train/mir"), "eval_mir_peak": argmax("eval/mir"),
-            "train_hdr_peak": argmax("train/hdr"), "eval_hdr_peak": argmax("eval/hdr")}
+    return {
+        "train_100_at": first("train/accuracy", 1.0),
+        "grokked_at": first("eval/accuracy", threshold),
+        "train_mir_peak": argmax("train/mir"),
+        "eval_mir_peak": argmax("eval/mir"),
+        "train_hdr_peak": argmax("train/hdr"),
+        "eval_hdr_peak": argmax("eval/hdr"),
+    }
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
@@ -116,12 +134,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     validate(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    data = modular.load(modular.modular_config(config.p, config.operation, config.train_fraction,
-                                               config.split_seed), config.data_dir)
-    splits = {"train": (data["train"]["tokens"], data["train"]["label"]),
-              "eval": (data["test"]["tokens"], data["test"]["label"])}
-    subsets = {k: _subset(len(v[1]), config.interplay_samples, config.seed + i)
-               for i, (k, v) in enumerate(splits.items())}
+    data = modular.load(
+        modular.modular_config(
+            config.p, config.operation, config.train_fraction, config.split_seed
+        ),
+        config.data_dir,
+    )
+    splits = {
+        "train": (data["train"]["tokens"], data["train"]["label"]),
+        "eval": (data["test"]["tokens"], data["test"]["label"]),
+    }
+    subsets = {
+        k: _subset(len(v[1]), config.interplay_samples, config.seed + i)
+        for i, (k, v) in enumerate(splits.items())
+    }
     model, tx = make_model(config), make_optimizer(config)
     params = model.init(jax.random.key(config.seed), splits["train"][0][:1])["params"]
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
@@ -134,8 +160,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     writer = metrics.MetricWriter(workdir, resume_step=start)
     records = metrics.read(workdir / "metrics.jsonl")
 
-    run = jax.jit(functools.partial(fused_steps, model=model, tx=tx, num_steps=config.log_every),
-                  donate_argnums=0)
+    run = jax.jit(
+        functools.partial(fused_steps, model=model, tx=tx, num_steps=config.log_every),
+        donate_argnums=0,
+    )
     measure = jax.jit(functools.partial(evaluate, model=model))
     train_tokens, train_labels = map(jnp.asarray, splits["train"])
     t0 = time.perf_counter() - meta["elapsed"]
@@ -155,15 +183,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         if not np.all(np.isfinite(losses)):
             bad = step - config.log_every + int(np.argmin(np.isfinite(losses))) + 1
             raise FloatingPointError(f"non-finite training loss at step {bad}.")
-        record = {k: float(v) for k, v in jax.device_get(
-            measure(state["params"], splits, subsets)).items()}
+        record = {
+            k: float(v)
+            for k, v in jax.device_get(measure(state["params"], splits, subsets)).items()
+        }
         writer.write(step, time.perf_counter() - t0, record)
         records.append({"step": step, **record})
         if grokked_at is None and record["eval/accuracy"] >= config.grok_threshold:
             grokked_at = step
         bar.update(config.log_every)
-        bar.set_postfix(train=f"{record['train/accuracy']:.3f}",
-                        test=f"{record['eval/accuracy']:.3f}", mir=f"{record['eval/mir']:.3f}")
+        bar.set_postfix(
+            train=f"{record['train/accuracy']:.3f}",
+            test=f"{record['eval/accuracy']:.3f}",
+            mir=f"{record['eval/mir']:.3f}",
+        )
         if step % config.checkpoint_every == 0:
             checkpoints.save(mngr, step, state, {"elapsed": time.perf_counter() - t0})
     bar.close()
@@ -173,12 +206,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     mngr.close()
     writer.close()
     records = metrics.read(workdir / "metrics.jsonl")
-    summary = {**summarize(records, config.grok_threshold), "last_step": records[-1]["step"],
-               "time": records[-1]["time"]}
+    summary = {
+        **summarize(records, config.grok_threshold),
+        "last_step": records[-1]["step"],
+        "time": records[-1]["time"],
+    }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
-    plots.plot_grokking(records, summary["grokked_at"], workdir / "grokking.png",
-                        title=f"({config.operation}) mod {config.p}, "
-                              f"{round(100 * config.train_fraction)}% train, seed {config.seed}")
+    plots.plot_grokking(
+        records,
+        summary["grokked_at"],
+        workdir / "grokking.png",
+        title=f"({config.operation}) mod {config.p}, "
+        f"{round(100 * config.train_fraction)}% train, seed {config.seed}",
+    )
     return summary
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import infotheory as it
 
 
-def _series(records: list[dict], key: str):
-    points = [(r["step"], r[key]) for r in records if key in r]
+def _series(records: list[dict], key: str, x: str = "step"):
+    points = [(r[x], r[key]) for r in records if key in r]
     return np.array(points).T if points else (np.array([]), np.array([]))
 
 
@@ -48,19 +48,48 @@ def plot_dynamics(
     plt.close(fig)
 
 
-def plot_grokking(records: list[dict], grokked_at: int | None, path: str | pathlib.Path,
-                  title: str = "") -> None:
+def plot_grokking(
+    records: list[dict], grokked_at: int | None, path: str | pathlib.Path, title: str = ""
+) -> None:
     """Train/test accuracy, MIR and HDR against steps (log axis), grokking step marked."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     rows = [r for r in records if r["step"] > 0]
     for ax, name in zip(axes, ("accuracy", "mir", "hdr"), strict=True):
         for split, style in (("train", "-"), ("eval", "--")):
-            ax.plot(*_series(rows, f"{split}/{name}"), style,
-                    label=f"{'test' if split == 'eval' else 'train'} {name}")
+            ax.plot(
+                *_series(rows, f"{split}/{name}"),
+                style,
+                label=f"{'test' if split == 'eval' else 'train'} {name}",
+            )
         if grokked_at:
             ax.axvline(grokked_at, c="k", lw=0.8, ls=":", label=f"grokked at {grokked_at}")
         ax.set(xscale="log", xlabel="step (= epoch, full batch)", ylabel=name.upper())
         ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_panels(
+    records: list[dict],
+    x: str,
+    panels: list[tuple[str, list[str], list[float]]],
+    path: str | pathlib.Path,
+    title: str = "",
+    xscale: str = "linear",
+) -> None:
+    """One panel per `(ylabel, keys, reference values)`, each key against `x`."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+    for ax, (ylabel, keys, refs) in zip(axes[0], panels, strict=True):
+        for key in keys:
+            ax.plot(*_series(records, key, x), "o-", ms=3, label=key)
+        for ref in refs:
+            ax.axhline(ref, c="k", ls="--", lw=0.8)
+        ax.set(xlabel=x, ylabel=ylabel, xscale=xscale)
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

@@ -242,6 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
     state = trainer.init_state()
     mngr = checkpoints.manager(workdir / "checkpoints", max_to_keep=config.keep_checkpoints or None)
     start, meta = 0, {"elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0}
@@ -252,7 +253,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     writer = metrics.MetricWriter(workdir, resume_step=start)
     train_source = data.source(config.dataset, "train", config.data_dir)
     eval_source = data.source(config.dataset, "test", config.data_dir)
-    train_ds = pipeline.train_dataset(train_source, trainer.spec, config.batch_size, config.seed)
+    data_seed = config.seed if config.data_seed < 0 else config.data_seed
+    train_ds = pipeline.train_dataset(train_source, trainer.spec, config.batch_size, data_seed)
     batches = pipeline.train_iterator(train_ds, start)
 
     t0 = time.perf_counter() - meta["elapsed"]

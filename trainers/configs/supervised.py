@@ -17,7 +17,8 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.dataset = "digits"
     c.model = "small_cnn"
     c.data_dir = ml_collections.FieldReference(None, field_type=str)  # TFDS default when None
-    c.seed = 0
+    c.seed = 0  # parameter initialization (and data order unless data_seed ≥ 0)
+    c.data_seed = -1  # data order/augmentation; -1: same as seed (LMC: same seed, new data_seed)
     c.num_devices = 0  # 0: all local devices
 
     # The papers' optimizer: SGD, momentum 0.9, weight decay 5e-4, lr 0.03 cosine, batch 64.
