@@ -31,19 +31,16 @@ class Transformer(nn.Module):
         init = nn.initializers.normal(1 / jnp.sqrt(self.width))
         x = nn.Embed(self.vocab_size, self.width, embedding_init=init, name="embed")(tokens)
         x = x + self.param("position", init, (self.max_len, self.width))[: tokens.shape[1]]
-        norm = (
-            (lambda name: nn.LayerNorm(name=name))
-            if self.layer_norm
-            else (lambda name: lambda y: y)
-        )
+
+        def norm(name):
+            return nn.LayerNorm(name=name) if self.layer_norm else (lambda y: y)
+
+        def heads(name):
+            return nn.DenseGeneral((self.num_heads, self.head_dim), use_bias=False, name=name)
+
         h = norm("ln_attention")(x)
-        dense = lambda name: nn.DenseGeneral(
-            (self.num_heads, self.head_dim),
-            use_bias=False,  # noqa: E731
-            name=name,
-        )
-        q = dense("query")(h[:, -1])  # (n, heads, head_dim)
-        k, v = dense("key")(h), dense("value")(h)  # (n, T, heads, head_dim)
+        q = heads("query")(h[:, -1])  # (n, heads, head_dim)
+        k, v = heads("key")(h), heads("value")(h)  # (n, T, heads, head_dim)
         weights = jax.nn.softmax(jnp.einsum("nhd,nthd->nht", q, k) / jnp.sqrt(self.head_dim))
         attended = jnp.einsum("nht,nthd->nhd", weights, v)
         out = nn.DenseGeneral(self.width, axis=(-2, -1), use_bias=False, name="out")(attended)

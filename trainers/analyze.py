@@ -357,9 +357,12 @@ def finetune(run: Run, variables: Variables, mask, steps: int) -> Variables:
     return {"params": params, "batch_stats": batch_stats}
 
 
+SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 def prune(
     run: Run,
-    sparsities=tuple(np.round(np.arange(0, 1, 0.1), 2)),
+    sparsities=SPARSITIES,
     finetune_steps: int = 0,
     max_samples: int = 2048,
 ) -> list[dict]:
