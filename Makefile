@@ -22,6 +22,8 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/grokking.py
+	$(PY) benchmarks/analysis.py
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -183,18 +183,9 @@ class Evaluator:
         return self._run(stacked, carry, self._batched)
 
 
-def _records(values: dict, xs, x_key: str) -> list[dict]:
-    return [{x_key: x, **{k: float(v[i]) for k, v in values.items()}} for i, x in enumerate(xs)]
-
-
-def _write(path: pathlib.Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def trajectory(run: Run, chunk: int = 8) -> list[dict]:
-    """Metrics of every readable checkpoint, `chunk` checkpoints per vmapped evaluation."""
-    evaluator = Evaluator(
+def _test_evaluator(run: Run) -> Evaluator:
+    """Evaluator on the run's test split with the run's eval settings."""
+    return Evaluator(
         run.model,
         run.spec,
         data.source(run.config.dataset, "test", run.config.data_dir),
@@ -202,6 +193,23 @@ def trajectory(run: Run, chunk: int = 8) -> list[dict]:
         run.config.interplay_method,
         run.config.seed,
     )
+
+
+def _records(values: dict, xs, x_key: str) -> list[dict]:
+    return [{x_key: x, **{k: float(v[i]) for k, v in values.items()}} for i, x in enumerate(xs)]
+
+
+def _save(run: Run, mode: str, records: list[dict], x: str, panels, title: str) -> None:
+    """Writes `analysis/<mode>.jsonl` and `analysis/<mode>.png` of `run`."""
+    out = run.workdir / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{mode}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    plots.plot_panels(records, x, panels, out / f"{mode}.png", title=title)
+
+
+def trajectory(run: Run, chunk: int = 8) -> list[dict]:
+    """Metrics of every readable checkpoint, `chunk` checkpoints per vmapped evaluation."""
+    evaluator = _test_evaluator(run)
     records = []
     for start in tqdm(range(0, len(run.steps), chunk), desc="trajectory", unit="chunk"):
         loaded = [(s, run.variables(s)) for s in run.steps[start : start + chunk]]
@@ -211,8 +219,9 @@ def trajectory(run: Run, chunk: int = 8) -> list[dict]:
             records += _records(evaluator.evaluate(stack(list(variables))), steps, "step")
     if not records:
         raise ValueError(f"no readable checkpoint in {run.workdir / 'checkpoints'}.")
-    _write(run.workdir / "analysis" / "trajectory.jsonl", records)
-    plots.plot_panels(
+    _save(
+        run,
+        "trajectory",
         records,
         "step",
         [
@@ -223,8 +232,7 @@ def trajectory(run: Run, chunk: int = 8) -> list[dict]:
             ("NC2, NC3", ["nc2", "nc3"], [0.0]),
             ("NC4", ["nc4"], [1.0]),
         ],
-        run.workdir / "analysis" / "trajectory.png",
-        title=f"checkpoint trajectory: {run.workdir.name}",
+        f"checkpoint trajectory: {run.workdir.name}",
     )
     return records
 
@@ -282,17 +290,11 @@ def linear_mode_connectivity(
         stacked = reestimate_batch_stats(
             run.model, stacked, [train_ds[i]["image"] for i in range(bn_batches)]
         )
-    evaluator = Evaluator(
-        run.model,
-        run.spec,
-        data.source(run.config.dataset, "test", run.config.data_dir),
-        run.config.eval_batch_size,
-        run.config.interplay_method,
-        run.config.seed,
-    )
+    evaluator = _test_evaluator(run)
     records = _records(evaluator.evaluate(stacked), omegas.tolist(), "omega")
-    _write(run.workdir / "analysis" / "lmc.jsonl", records)
-    plots.plot_panels(
+    _save(
+        run,
+        "lmc",
         records,
         "omega",
         [
@@ -301,8 +303,7 @@ def linear_mode_connectivity(
             ("MIR", ["mir"], []),
             ("HDR", ["hdr"], []),
         ],
-        run.workdir / "analysis" / "lmc.png",
-        title=f"linear mode connectivity: {run.workdir.name} → {other.workdir.name}",
+        f"linear mode connectivity: {run.workdir.name} → {other.workdir.name}",
     )
     return records
 
@@ -376,23 +377,16 @@ def prune(
         pruned = {**dense, "params": jax.tree.map(jnp.multiply, dense["params"], mask)}
         variants.append(finetune(run, pruned, mask, finetune_steps))
     stacked = stack(variants)
-    source = data.source(run.config.dataset, "test", run.config.data_dir)
-    evaluator = Evaluator(
-        run.model,
-        run.spec,
-        source,
-        run.config.eval_batch_size,
-        run.config.interplay_method,
-        run.config.seed,
-    )
+    evaluator = _test_evaluator(run)
     values = evaluator.evaluate(stacked)
     images = np.concatenate([b["image"][b["mask"]] for b in evaluator.batches])[:max_samples]
     _, before = run.model.apply(dense, images)
     _, after = jax.jit(jax.vmap(run.model.apply, in_axes=(0, None)))(stacked, images)
     values["mir_before_after"] = jax.vmap(it.mir, in_axes=(None, 0))(before, after)
     records = _records(values, [float(s) for s in sparsities], "sparsity")
-    _write(run.workdir / "analysis" / "prune.jsonl", records)
-    plots.plot_panels(
+    _save(
+        run,
+        "prune",
         records,
         "sparsity",
         [
@@ -401,8 +395,7 @@ def prune(
             ("HDR with head", ["hdr"], []),
             ("MIR(features before, after)", ["mir_before_after"], []),
         ],
-        run.workdir / "analysis" / "prune.png",
-        title=f"magnitude pruning ({finetune_steps} fine-tuning steps): {run.workdir.name}",
+        f"magnitude pruning ({finetune_steps} fine-tuning steps): {run.workdir.name}",
     )
     return records
 

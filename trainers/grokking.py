@@ -110,7 +110,7 @@ def _subset(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def summarize(records: list[dict], threshold: float) -> dict:
-    """Landmarks of the curve: when train/test accuracy reach their marks, MIR peak, HDR spike."""
+    """Landmarks: when train and test accuracy first reach `threshold`, MIR and HDR peaks."""
 
     def first(key, value):
         return next((r["step"] for r in records if r[key] >= value), None)
@@ -120,7 +120,7 @@ def summarize(records: list[dict], threshold: float) -> dict:
         return {"step": best["step"], "value": best[key]}
 
     return {
-        "train_100_at": first("train/accuracy", 1.0),
+        "train_fit_at": first("train/accuracy", threshold),
         "grokked_at": first("eval/accuracy", threshold),
         "train_mir_peak": argmax("train/mir"),
         "eval_mir_peak": argmax("eval/mir"),

@@ -15,6 +15,13 @@ def _series(records: list[dict], key: str, x: str = "step"):
     return np.array(points).T if points else (np.array([]), np.array([]))
 
 
+def _finish(fig, path: str | pathlib.Path, title: str) -> None:
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_dynamics(
     records: list[dict], num_classes: int, path: str | pathlib.Path, title: str = ""
 ) -> None:
@@ -42,10 +49,7 @@ def plot_dynamics(
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path, title)
 
 
 def plot_grokking(
@@ -66,10 +70,7 @@ def plot_grokking(
         ax.set(xscale="log", xlabel="step (= epoch, full batch)", ylabel=name.upper())
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path, title)
 
 
 def plot_panels(
@@ -91,7 +92,4 @@ def plot_panels(
         if len(keys) > 1:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path, title)

@@ -272,37 +272,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         desc=f"{config.dataset}/{config.model}",
         disable=jax.process_index() != 0,
     )
-    for step in bar:
-        state, loss = trainer.train_step(state, trainer.put(next(batches)))
-        done = step + 1
-        pending.append((done, loss))
-        is_eval = done % config.eval_every == 0 or done == config.num_steps
-        is_ckpt = done % config.checkpoint_every == 0 or done == config.num_steps
-        if done % config.log_every == 0 or is_eval or is_ckpt:
-            values = _check_finite(pending)
-            loss_sum, loss_count, pending = loss_sum + sum(values), loss_count + len(values), []
-            bar.set_postfix(loss=f"{values[-1]:.4f}")
-        if is_eval:
-            record = {"train/loss": loss_sum / loss_count, **trainer.evaluate(state, eval_source)}
-            writer.write(done, time.perf_counter() - t0, record)
-            loss_sum, loss_count = 0.0, 0
-            bar.set_postfix(
-                loss=f"{values[-1]:.4f}",
-                acc=f"{record['eval/accuracy']:.3f}",
-                mir=f"{record['eval/mir']:.3f}",
-            )
-        if is_ckpt:
-            checkpoints.save(
-                mngr,
-                done,
-                state,
-                {
-                    "elapsed": time.perf_counter() - t0,
-                    "data_position": done,
-                    "loss_sum": loss_sum,
-                    "loss_count": loss_count,
-                },
-            )
+    try:
+        for step in bar:
+            state, loss = trainer.train_step(state, trainer.put(next(batches)))
+            done = step + 1
+            pending.append((done, loss))
+            is_eval = done % config.eval_every == 0 or done == config.num_steps
+            is_ckpt = done % config.checkpoint_every == 0 or done == config.num_steps
+            if done % config.log_every == 0 or is_eval or is_ckpt:
+                values = _check_finite(pending)
+                loss_sum, loss_count, pending = loss_sum + sum(values), loss_count + len(values), []
+                bar.set_postfix(loss=f"{values[-1]:.4f}")
+            if is_eval:
+                record = {
+                    "train/loss": loss_sum / loss_count,
+                    **trainer.evaluate(state, eval_source),
+                }
+                writer.write(done, time.perf_counter() - t0, record)
+                loss_sum, loss_count = 0.0, 0
+                bar.set_postfix(
+                    loss=f"{values[-1]:.4f}",
+                    acc=f"{record['eval/accuracy']:.3f}",
+                    mir=f"{record['eval/mir']:.3f}",
+                )
+            if is_ckpt:
+                checkpoints.save(
+                    mngr,
+                    done,
+                    state,
+                    {
+                        "elapsed": time.perf_counter() - t0,
+                        "data_position": done,
+                        "loss_sum": loss_sum,
+                        "loss_count": loss_count,
+                    },
+                )
+    finally:
+        batches.close()  # stops grain's prefetch threads
     bar.close()
     mngr.wait_until_finished()
     mngr.close()
