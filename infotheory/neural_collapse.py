@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from infotheory.gram import as_float
+from infotheory.spectral import psd_pinv
 
 
 class ClassMoments(NamedTuple):
@@ -70,7 +71,7 @@ def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
     centered = means - m.sums.sum(0) / n
     sigma_w = (m.second - (means * m.counts[:, None]).T @ means) / n
     sigma_b = centered.T @ centered / c
-    nc1 = jnp.trace(sigma_w @ jnp.linalg.pinv(sigma_b, hermitian=True)) / c
+    nc1 = jnp.trace(sigma_w @ psd_pinv(sigma_b)) / c
     gram = centered @ centered.T
     etf = (jnp.eye(c) - 1 / c) / jnp.sqrt(c - 1)
     nc2 = jnp.linalg.norm(gram / jnp.linalg.norm(gram) - etf)

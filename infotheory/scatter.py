@@ -31,7 +31,7 @@ from infotheory import checks
 from infotheory.entropy import Ratios, density, density_entropy, ratios
 from infotheory.gram import as_float, normalize
 from infotheory.sharding import replicated_like
-from infotheory.spectral import psd_sqrt
+from infotheory.spectral import eigh, psd_sqrt
 
 #: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes
 #: (about 10 s for one eigh of this size on 2 CPU cores).
@@ -154,12 +154,13 @@ def joint_entropy_lanczos(
     def matvec(v, scatter, root, trace):  # v (d, C) ↦ Σ_c S_c v l_c l_cᵀ / tr
         return jnp.einsum("cab,bj,cj->ac", scatter, v, root) @ root / trace
 
-    def von_neumann(lam: jax.Array) -> jax.Array:
-        lam = jnp.clip(lam, 1e-30, None)
-        return -lam * jnp.log(lam)
+    def von_neumann(tridiagonal: jax.Array) -> jax.Array:  # f(T) = U diag(−θ log θ) Uᵀ
+        theta, u = eigh(tridiagonal)
+        theta = jnp.clip(theta, 1e-30, None)
+        return (u * (-theta * jnp.log(theta))) @ u.T
 
     integrand = funm.monte_carlo_funm_sym(
-        funm.dense_funm_sym_eigh(von_neumann),
+        von_neumann,
         decomp.tridiag_sym(min(num_matvecs, dim * num_classes)),
     )
     sampler = stochtrace.sampler_signs(

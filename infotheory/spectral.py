@@ -7,6 +7,14 @@ functions here differentiate as spectral functions instead,
     d tr f(M) = tr(f'(M) dM),  f'(M) = U diag(f'(λ)) Uᵀ,
 
 which needs no gaps (Lewis, "Derivatives of spectral functions", 1996).
+
+Under `vmap` every eigendecomposition here runs as a loop over the batch
+(`jax.custom_batching.sequential_vmap`), so LAPACK never receives a batch. On
+CPU, jaxlib splits a batched LAPACK call into tasks on the intra-op thread pool
+and blocks a pool thread until they finish; two such calls running at once on a
+2-core machine hold both pool threads and wait forever (seen vmapping analysis
+over checkpoints, and reported by others for vmap graphs). A loop costs nothing
+measurable for the small matrices of these metrics.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import sequential_vmap
 from jax.scipy.linalg import eigh_tridiagonal
 
 
@@ -54,6 +63,21 @@ def _eigvalsh_tridiagonal(m: jax.Array) -> jax.Array:
     return eigh_tridiagonal(diag, off_diag, eigvals_only=True)
 
 
+@sequential_vmap
+def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`jnp.linalg.eigh` (eigenvalues ascending, eigenvectors as columns), a loop under vmap."""
+    return jnp.linalg.eigh(m)
+
+
+def psd_pinv(m: jax.Array) -> jax.Array:
+    """Pseudo-inverse of a symmetric PSD matrix; eigenvalues below `k·eps·λ_max` are dropped."""
+    lam, u = eigh(m)
+    tol = m.shape[-1] * jnp.finfo(m.dtype).eps * jnp.max(lam)
+    big = lam > tol
+    return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
+
+
+@sequential_vmap
 def eigvalsh(m: jax.Array) -> jax.Array:
     """Eigenvalues of symmetric `m`.
 
@@ -83,7 +107,7 @@ def trace_function(alpha: float, m: jax.Array) -> jax.Array:
 @trace_function.defjvp
 def _trace_function_jvp(alpha, primals, tangents):
     (m,), (dm,) = primals, tangents
-    lam, u = jnp.linalg.eigh(m)
+    lam, u = eigh(m)
     grad = (u * _f_prime(alpha, lam)) @ u.T
     return jnp.sum(_f(alpha, lam)), jnp.sum(grad * dm)
 
@@ -96,14 +120,14 @@ def psd_sqrt(g: jax.Array) -> jax.Array:
     finite at repeated eigenvalues. Where both eigenvalues are zero the entry is
     set to 0: for `G = W Wᵀ` any first-order `dG` vanishes there.
     """
-    lam, u = jnp.linalg.eigh(g)
+    lam, u = eigh(g)
     return (u * jnp.sqrt(jnp.maximum(lam, 0))) @ u.T
 
 
 @psd_sqrt.defjvp
 def _psd_sqrt_jvp(primals, tangents):
     (g,), (dg,) = primals, tangents
-    lam, u = jnp.linalg.eigh(g)
+    lam, u = eigh(g)
     root = jnp.sqrt(jnp.maximum(lam, 0))
     denom = root[:, None] + root[None, :]
     ok = denom > eigenvalue_floor(g.dtype)

@@ -1,11 +1,15 @@
 """Precision, dtypes, and composability with jit, grad and vmap."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import infotheory as it
+from infotheory import neural_collapse as nc
+from infotheory import scatter
 from tests import reference
 
 
@@ -74,3 +78,36 @@ def test_no_retrace_for_same_shapes():
 
     for k in range(4):
         metrics(jnp.asarray(z + k, jnp.float32), jnp.asarray(w - k, jnp.float32))
+
+
+def _batched_lapack_calls(fn, *args) -> list[str]:
+    """LAPACK custom calls in the compiled HLO whose results carry a batch axis."""
+    text = jax.jit(fn).lower(*args).compile().as_text()
+    calls = [line for line in text.splitlines() if 'custom_call_target="lapack' in line]
+    assert calls, "expected LAPACK calls on CPU"
+    return [c[:160] for c in calls if re.search(r"\w\[\d+,\d+,\d+", c.split("custom-call(")[0])]
+
+
+def test_vmapped_metrics_never_batch_lapack():
+    """A batched LAPACK call blocks a pool thread on its sub-tasks; two at once on a
+    2-core CPU deadlock (seen in vmapped checkpoint analysis). Eigen-solvers loop instead."""
+    k = 3
+    z, y, w = _data(n=40, d=3, c=4)  # n > d·C: the class-scatter dual and psd_sqrt
+    zs, ws = jnp.stack([z + i for i in range(k)]), jnp.stack([w - i for i in range(k)])
+    zs, ws = zs.astype(jnp.float32), ws.astype(jnp.float32)
+    assert not _batched_lapack_calls(jax.vmap(it.interplay, in_axes=(0, None, 0)), zs, y, ws)
+    small = zs[:, :8]  # n ≤ d·C: the n × n path
+    assert not _batched_lapack_calls(jax.vmap(it.interplay, in_axes=(0, None, 0)), small, y[:8], ws)
+    grad = jax.vmap(jax.grad(lambda f, h: it.interplay(f, y, h).mi), in_axes=(0, 0))
+    assert not _batched_lapack_calls(grad, zs, ws)
+    stats = jax.vmap(lambda f: scatter.update(scatter.init(4, 3), f, y))(zs)
+    key = jax.random.key(0)
+    for method in ("exact", "lanczos"):
+        measure = jax.vmap(
+            lambda s, h, m=method: scatter.measure(
+                s, h, method=m, key=key, num_probes=4, num_matvecs=5
+            )
+        )
+        assert not _batched_lapack_calls(measure, stats, ws)
+    moments = jax.vmap(lambda f: nc.update_moments(nc.init_moments(4, 3), f, y))(zs)
+    assert not _batched_lapack_calls(jax.vmap(nc.measure_collapse), moments, ws)
