@@ -18,6 +18,7 @@ sharded across devices, XLA all-reduces the sums.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -175,6 +176,12 @@ def features_entropy(stats: ClassScatter) -> jax.Array:
     return density_entropy(density(stats.scatter.sum(0)))
 
 
+def choose_method(dim: int, num_classes: int) -> str:
+    """`"exact"` when the `(dC, dC)` dual has `dC ≤ EXACT_MAX_DIM`, else `"lanczos"`."""
+    return "exact" if dim * num_classes <= EXACT_MAX_DIM else "lanczos"
+
+
+@functools.partial(jax.jit, static_argnames=("method", "num_probes", "num_matvecs"))
 def measure(
     stats: ClassScatter,
     head: ArrayLike,
@@ -184,18 +191,20 @@ def measure(
     num_probes: int = 32,
     num_matvecs: int = 64,
 ) -> Interplay:
-    """Interplay of the accumulated features against `head` `(C, d')`. Jittable.
+    """Interplay of the accumulated features against `head` `(C, d')`. Jitted.
 
     Args:
       stats: accumulated `ClassScatter`.
       head: class vectors as rows.
-      method: `"exact"` (eigendecompose the `(dC, dC)` dual) or `"lanczos"`
-        (stochastic Lanczos quadrature; needs `key`).
+      method: `"exact"` (eigendecompose the `(dC, dC)` dual), `"lanczos"`
+        (stochastic Lanczos quadrature; needs `key`) or `"auto"` (`choose_method`).
       key: PRNG key for the Lanczos probes.
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
     """
     g_head = head_gram(as_float(head).astype(stats.scatter.dtype))
+    if method == "auto":
+        method = choose_method(stats.scatter.shape[1], stats.scatter.shape[0])
     if method == "exact":
         h_joint = joint_entropy_exact(stats, g_head)
     elif method == "lanczos":
@@ -205,15 +214,10 @@ def measure(
             stats, g_head, key, num_probes=num_probes, num_matvecs=num_matvecs
         )
     else:
-        raise ValueError(f'method must be "exact" or "lanczos", got {method!r}.')
+        raise ValueError(f'method must be "exact", "lanczos" or "auto", got {method!r}.')
     return Interplay.from_entropies(
         features_entropy(stats), head_entropy(stats.counts, g_head), h_joint
     )
-
-
-def choose_method(dim: int, num_classes: int) -> str:
-    """`"exact"` when the `(dC, dC)` dual has `dC ≤ EXACT_MAX_DIM`, else `"lanczos"`."""
-    return "exact" if dim * num_classes <= EXACT_MAX_DIM else "lanczos"
 
 
 _update = jax.jit(update, donate_argnums=0)
@@ -266,12 +270,7 @@ def dataset_interplay(
         stats = _update(stats, features, labels)
     if stats is None or float(stats.counts.sum()) < 2:
         raise ValueError("dataset_interplay needs at least 2 samples in total.")
-    if method == "auto":
-        method = choose_method(stats.scatter.shape[1], num_classes)
     key = jax.random.key(0) if key is None else key
-    return _measure(
+    return measure(
         stats, head, method=method, key=key, num_probes=num_probes, num_matvecs=num_matvecs
     )
-
-
-_measure = jax.jit(measure, static_argnames=("method", "num_probes", "num_matvecs"))

@@ -39,14 +39,18 @@ def eigenvalue_floor(dtype: jnp.dtype) -> float:
     return 10 * float(jnp.finfo(dtype).eps)
 
 
+def rank_tolerance(lam: jax.Array) -> jax.Array:
+    """`k · eps · max λ` for `k` eigenvalues `lam`: smaller ones are round-off (as numpy's rank)."""
+    return lam.shape[-1] * jnp.finfo(lam.dtype).eps * jnp.max(lam)
+
+
 def _f(alpha: float, lam: jax.Array) -> jax.Array:
     """Summand of the trace: `-λ log λ` at α = 1, `λ^α` otherwise (0 for λ ≤ 0).
 
     For α < 1, `λ^α` amplifies round-off in the null space, so eigenvalues
     below the rank tolerance `k · eps · max λ` count as zero there.
     """
-    floor = lam.shape[-1] * jnp.finfo(lam.dtype).eps * jnp.max(lam) if alpha < 1 else 0
-    pos = lam > floor
+    pos = lam > (rank_tolerance(lam) if alpha < 1 else 0)
     safe = jnp.where(pos, lam, 1)
     value = -safe * jnp.log(safe) if alpha == 1 else safe**alpha
     return jnp.where(pos, value, 0)
@@ -72,8 +76,7 @@ def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
 def psd_pinv(m: jax.Array) -> jax.Array:
     """Pseudo-inverse of a symmetric PSD matrix; eigenvalues below `k·eps·λ_max` are dropped."""
     lam, u = eigh(m)
-    tol = m.shape[-1] * jnp.finfo(m.dtype).eps * jnp.max(lam)
-    big = lam > tol
+    big = lam > rank_tolerance(lam)
     return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
 
 

@@ -86,13 +86,12 @@ class Run:
 def _accumulate(variables, batch, carry, *, model):
     logits, features = model.apply(variables, batch["image"])
     mask = batch["mask"].astype(jnp.float32)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+    sums = supervised.classification_sums(logits, batch["label"], mask)
     return {
         "stats": scatter.update(carry["stats"], features, batch["label"], mask),
         "moments": nc.update_moments(carry["moments"], features, batch["label"], mask),
-        "loss": carry["loss"] + (ce * mask).sum(),
-        "correct": carry["correct"] + (correct * mask).sum(),
+        "loss": carry["loss"] + sums["loss"],
+        "correct": carry["correct"] + sums["correct"],
     }
 
 
@@ -135,8 +134,6 @@ class Evaluator:
     def _carry(self, variables) -> dict:
         _, features = jax.eval_shape(self.model.apply, variables, self.batches[0]["image"])
         dim = features.shape[-1]
-        if self.method == "auto":
-            self.method = scatter.choose_method(dim, self.spec.num_classes)
         return {
             "stats": scatter.init(self.spec.num_classes, dim),
             "moments": nc.init_moments(self.spec.num_classes, dim),

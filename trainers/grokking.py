@@ -165,10 +165,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         donate_argnums=0,
     )
     measure = jax.jit(functools.partial(evaluate, model=model))
+
+    def metrics_now(params) -> dict[str, float]:
+        return {k: float(v) for k, v in jax.device_get(measure(params, splits, subsets)).items()}
+
     train_tokens, train_labels = map(jnp.asarray, splits["train"])
     t0 = time.perf_counter() - meta["elapsed"]
     if start == 0:
-        record = jax.device_get(measure(state["params"], splits, subsets))
+        record = metrics_now(state["params"])
         writer.write(0, time.perf_counter() - t0, record)
         records.append({"step": 0, **record})
     grokked_at = summarize(records, config.grok_threshold)["grokked_at"]
@@ -179,14 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             break
         state, losses = run(state, train_tokens, train_labels)
         step += config.log_every
-        losses = np.asarray(losses)
-        if not np.all(np.isfinite(losses)):
-            bad = step - config.log_every + int(np.argmin(np.isfinite(losses))) + 1
-            raise FloatingPointError(f"non-finite training loss at step {bad}.")
-        record = {
-            k: float(v)
-            for k, v in jax.device_get(measure(state["params"], splits, subsets)).items()
-        }
+        metrics.check_finite(losses, step - config.log_every + 1)
+        record = metrics_now(state["params"])
         writer.write(step, time.perf_counter() - t0, record)
         records.append({"step": step, **record})
         if grokked_at is None and record["eval/accuracy"] >= config.grok_threshold:

@@ -11,7 +11,23 @@ import math
 import pathlib
 
 import jax
+import numpy as np
 from tensorboardX import SummaryWriter
+
+
+def check_finite(losses, first_step: int) -> np.ndarray:
+    """`losses` of consecutive steps from `first_step` as an array; raises at the first non-finite.
+
+    Raises:
+      FloatingPointError: naming the step and the value.
+    """
+    values = np.asarray(losses, np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise FloatingPointError(
+            f"non-finite training loss {values[bad[0]]} at step {first_step + int(bad[0])}."
+        )
+    return values
 
 
 def read(path: str | pathlib.Path) -> list[dict]:

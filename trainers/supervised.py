@@ -130,6 +130,13 @@ def train_step(state: State, batch, *, model, tx, config, num_classes) -> tuple[
     }, loss
 
 
+def classification_sums(logits, labels, mask) -> dict[str, jax.Array]:
+    """Masked sums of the cross-entropy (`loss`) and of correct predictions (`correct`)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    correct = (jnp.argmax(logits, -1) == labels).astype(mask.dtype)
+    return {"loss": (ce * mask).sum(), "correct": (correct * mask).sum()}
+
+
 def eval_step(state: State, batch, stats: scatter.ClassScatter, *, model, num_classes):
     """Sums for accuracy/loss, the class-scatter update and this batch's interplay."""
     logits, features = model.apply(
@@ -138,13 +145,10 @@ def eval_step(state: State, batch, stats: scatter.ClassScatter, *, model, num_cl
         train=False,
     )
     mask = batch["mask"].astype(jnp.float32)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
     batch_r = it.interplay(features, batch["label"], models.head(state["params"]), mask)
     n = mask.sum()
     sums = {
-        "loss": (ce * mask).sum(),
-        "accuracy": (correct * mask).sum(),
+        **classification_sums(logits, batch["label"], mask),
         "count": n,
         "batch_mir": batch_r.mir * n,
         "batch_hdr": batch_r.hdr * n,
@@ -206,31 +210,19 @@ class Trainer:
                 )
             stats, sums = self.eval_step(state, batch, stats)
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-        method = self.config.interplay_method
-        if method == "auto":
-            method = scatter.choose_method(stats.scatter.shape[-1], self.spec.num_classes)
-        r = measure(stats, head, method=method, key=jax.random.key(self.config.seed))
+        r = scatter.measure(
+            stats, head, method=self.config.interplay_method, key=jax.random.key(self.config.seed)
+        )
         totals = jax.device_get(totals)
         n = totals["count"]
         out = {
             "eval/loss": totals["loss"] / n,
-            "eval/accuracy": totals["accuracy"] / n,
+            "eval/accuracy": totals["correct"] / n,
             "eval/batch_mir": totals["batch_mir"] / n,
             "eval/batch_hdr": totals["batch_hdr"] / n,
         }
         out.update({f"eval/{k}": float(v) for k, v in r._asdict().items() if k != "h_joint"})
         return out
-
-
-measure = jax.jit(scatter.measure, static_argnames=("method", "num_probes", "num_matvecs"))
-
-
-def _check_finite(losses: list[tuple[int, jax.Array]]) -> list[float]:
-    values = [float(v) for v in jax.device_get([v for _, v in losses])]
-    for (step, _), value in zip(losses, values, strict=True):
-        if not np.isfinite(value):
-            raise FloatingPointError(f"non-finite training loss {value} at step {step}.")
-    return values
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
@@ -276,12 +268,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         for step in bar:
             state, loss = trainer.train_step(state, trainer.put(next(batches)))
             done = step + 1
-            pending.append((done, loss))
+            pending.append(loss)
             is_eval = done % config.eval_every == 0 or done == config.num_steps
             is_ckpt = done % config.checkpoint_every == 0 or done == config.num_steps
             if done % config.log_every == 0 or is_eval or is_ckpt:
-                values = _check_finite(pending)
-                loss_sum, loss_count, pending = loss_sum + sum(values), loss_count + len(values), []
+                values = metrics.check_finite(jax.device_get(pending), done - len(pending) + 1)
+                loss_sum, loss_count = loss_sum + float(values.sum()), loss_count + len(values)
+                pending = []
                 bar.set_postfix(loss=f"{values[-1]:.4f}")
             if is_eval:
                 record = {
