@@ -148,7 +148,7 @@ def bench_lanczos(n: int) -> None:
         stats = update(stats, f, y)
     jax.block_until_ready(stats)
     t_acc = time.perf_counter() - start
-    g = scatter.head_gram(means)
+    g = it.gram(means)
     lanczos = jax.jit(scatter.joint_entropy_lanczos, static_argnames=("num_probes", "num_matvecs"))
     args = (stats, g, jax.random.key(6))
     jax.block_until_ready(lanczos(*args))

@@ -4,7 +4,7 @@ Pure, jittable functions: no Flax, no I/O, no global state.
 """
 
 from infotheory import losses, scatter
-from infotheory.collapse import etf_gram, nc_interplay, nc_mir, simplex_etf
+from infotheory.collapse_optimum import etf_gram, nc_interplay, nc_mir, simplex_etf
 from infotheory.entropy import (
     Ratios,
     entropy,
@@ -16,7 +16,8 @@ from infotheory.entropy import (
 )
 from infotheory.gram import gram, normalize
 from infotheory.interplay import interplay
-from infotheory.scatter import ClassScatter, Interplay, dataset_interplay
+from infotheory.results import Interplay
+from infotheory.scatter import ClassScatter, dataset_interplay
 
 __all__ = [
     "ClassScatter",

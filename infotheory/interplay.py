@@ -14,8 +14,8 @@ from jax.typing import ArrayLike
 
 from infotheory import checks, scatter
 from infotheory.entropy import density, density_entropy, row_density
-from infotheory.gram import as_float, normalize
-from infotheory.scatter import Interplay
+from infotheory.gram import as_float, gram, normalize
+from infotheory.results import Interplay
 from infotheory.sharding import replicate
 
 
@@ -35,7 +35,7 @@ def _interplay(features, labels, head, mask) -> Interplay:
     zn = normalize(features) * mask[:, None]
     num_classes = head.shape[0]
     onehot = jax.nn.one_hot(labels, num_classes, dtype=zn.dtype) * mask[:, None]
-    g_head = scatter.head_gram(head)
+    g_head = gram(head)
     h_heads = scatter.head_entropy(onehot.sum(0), g_head)
     n, d = zn.shape
     if n <= d * num_classes:

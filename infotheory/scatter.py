@@ -29,39 +29,15 @@ from matfree import decomp, funm, stochtrace
 from tqdm.auto import tqdm
 
 from infotheory import checks
-from infotheory.entropy import Ratios, density, density_entropy, ratios
-from infotheory.gram import as_float, normalize
+from infotheory.entropy import density, density_entropy
+from infotheory.gram import as_float, gram, normalize
+from infotheory.results import Interplay
 from infotheory.sharding import replicated_like
 from infotheory.spectral import eigh, psd_sqrt
 
 #: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes
 #: (about 10 s for one eigh of this size on 2 CPU cores).
 EXACT_MAX_DIM = 6144
-
-
-class Interplay(NamedTuple):
-    """Interplay of features and head (entropies in nats).
-
-    Attributes:
-      h_features: `H(G(Z))`.
-      h_heads: `H(G(W_Y))`.
-      h_joint: `H(G(Z) ⊙ G(W_Y))`.
-      mi: `h_features + h_heads − h_joint`.
-      mir: `mi / min(h_features, h_heads)` ∈ [0, 1].
-      hdr: `|h_features − h_heads| / max(h_features, h_heads)` ∈ [0, 1].
-    """
-
-    h_features: jax.Array
-    h_heads: jax.Array
-    h_joint: jax.Array
-    mi: jax.Array
-    mir: jax.Array
-    hdr: jax.Array
-
-    @classmethod
-    def from_entropies(cls, h_features, h_heads, h_joint) -> Interplay:
-        r: Ratios = ratios(h_features, h_heads, h_joint)
-        return cls(h_features, h_heads, h_joint, r.mi, r.mir, r.hdr)
 
 
 class ClassScatter(NamedTuple):
@@ -102,12 +78,6 @@ def update(
 def merge(a: ClassScatter, b: ClassScatter) -> ClassScatter:
     """Statistics of the union of two disjoint sets of samples."""
     return jax.tree.map(jnp.add, a, b)
-
-
-def head_gram(head: jax.Array) -> jax.Array:
-    """`G(W)` `(C, C)` of head rows."""
-    wn = normalize(head)
-    return wn @ wn.T
 
 
 def head_entropy(counts: jax.Array, g_head: jax.Array) -> jax.Array:
@@ -202,7 +172,7 @@ def measure(
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
     """
-    g_head = head_gram(as_float(head).astype(stats.scatter.dtype))
+    g_head = gram(as_float(head).astype(stats.scatter.dtype))
     if method == "auto":
         method = choose_method(stats.scatter.shape[1], stats.scatter.shape[0])
     if method == "exact":

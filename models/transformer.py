@@ -47,7 +47,6 @@ class Transformer(nn.Module):
         residual = x[:, -1] + out
         h = norm("ln_mlp")(residual)
         h = nn.Dense(self.width, name="mlp_out")(nn.relu(nn.Dense(self.mlp_dim, name="mlp_in")(h)))
-        features = residual + h
-        features_normed = norm("ln_final")(features)
-        logits = nn.Dense(self.num_classes, use_bias=False, name="head")(features_normed)
+        features = norm("ln_final")(residual + h)  # what the head reads
+        logits = nn.Dense(self.num_classes, use_bias=False, name="head")(features)
         return logits, features

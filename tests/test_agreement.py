@@ -88,7 +88,7 @@ def test_streaming_masked_update_drops_samples():
 def test_lanczos_within_its_standard_error():
     features, labels, head = _data(2000, 24, 10)
     stats = scatter.update(scatter.init(10, 24), features, labels)
-    g = scatter.head_gram(head)
+    g = it.gram(head)
     exact = float(scatter.joint_entropy_exact(stats, g))
     est, sem = scatter.joint_entropy_lanczos(
         stats, g, jax.random.key(0), num_probes=64, num_matvecs=40

@@ -52,22 +52,18 @@ def test_trajectory_vmapped_equals_single_and_trainer_eval(runs):
     assert run.steps == [20, 40, 60]
     records = analyze.trajectory(run, chunk=2)  # chunks of 2 and 1
     assert [r["step"] for r in records] == [20, 40, 60]
-    evaluator = analyze.Evaluator(
-        run.model,
-        run.spec,
-        analyze.data.source("digits", "test", run.config.data_dir),
-        run.config.eval_batch_size,
-    )
-    trained = {r["step"]: r for r in metrics.read(runs / "a" / "metrics.jsonl")}
+    evaluator = analyze.test_evaluator(run)
+    trained = {r["step"]: r for r in metrics.evals(metrics.read(runs / "a" / "metrics.jsonl"))}
     for record in records:
         single = {
             k: float(v) for k, v in evaluator.evaluate_one(run.variables(record["step"])).items()
         }
-        for key in ("accuracy", "loss", "nc1", "nc2", "nc3", "nc4"):
+        for key in ("accuracy", "loss", "batch_mir", "batch_hdr", "nc1", "nc2", "nc3", "nc4"):
             assert abs(record[key] - single[key]) <= 1e-5 * max(1, abs(record[key])), key
-        reference.assert_interplay_close(record, single, rtol=1e-5)
+        # Two compiled programs (vmapped and single): float32 summation orders differ.
+        reference.assert_interplay_close(record, single, rtol=2e-5)
         logged = {k.removeprefix("eval/"): v for k, v in trained[record["step"]].items()}
-        for key in ("accuracy", "loss"):
+        for key in ("accuracy", "loss", "nc1", "nc4"):
             np.testing.assert_allclose(record[key], logged[key], rtol=2e-4, err_msg=key)
         reference.assert_interplay_close(record, logged, rtol=1e-4)
     assert (runs / "a/analysis/trajectory.png").stat().st_size > 20_000
@@ -133,4 +129,5 @@ def test_missing_empty_and_unreadable_checkpoints(runs, tmp_path, capsys):
             f.write_bytes(b"garbage")
     records = analyze.trajectory(analyze.Run(broken))
     assert [r["step"] for r in records] == [20, 60]
-    assert "unreadable checkpoint at step 40" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "unreadable checkpoint at step 40: " in out  # with the underlying error

@@ -8,7 +8,7 @@ from trainers import collapse_demo
 
 
 def test_collapse_path_ends_at_neural_collapse(tmp_path, capsys):
-    collapse_demo.main(["--workdir", str(tmp_path), "--steps", "4", "--per_class", "5"])
+    collapse_demo.demo(tmp_path, steps=4, per_class=5)
     assert (tmp_path / "collapse.png").stat().st_size > 10_000
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:5]]
     last = np.array(rows[-1][1:], float)  # H_features H_heads MI MIR HDR at s = 1

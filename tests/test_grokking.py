@@ -11,6 +11,7 @@ import models
 from trainers import grokking, metrics
 from trainers.configs.grokking import get_config
 from trainers.data import modular
+from trainers.state import TrainState, train_step
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +78,18 @@ def test_transformer_shapes_and_head(layer_norm):
 
 def test_fused_scan_equals_per_step_loop():
     config = get_config("small")
-    data = {"tokens": jnp.array([[a, b, 23] for a in range(23) for b in range(0, 23, 5)])}
-    labels = (data["tokens"][:, 0] + data["tokens"][:, 1]) % 23
-    model, tx = grokking.make_model(config), grokking.make_optimizer(config)
-    params = model.init(jax.random.key(0), data["tokens"][:1])["params"]
-    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-    fused, losses = grokking.fused_steps(
-        state, data["tokens"], labels, model=model, tx=tx, num_steps=5
-    )
-    step = jax.jit(functools.partial(grokking.train_step, model=model, tx=tx))
+    tokens = jnp.array([[a, b, 23] for a in range(23) for b in range(0, 23, 5)])
+    labels = (tokens[:, 0] + tokens[:, 1]) % 23
+    model, (tx, _) = grokking.make_model(config), grokking.make_optimizer(config)
+    state = TrainState.create(model.init(jax.random.key(0), tokens[:1]), tx)
+    fused, per_step = grokking.fused_steps(state, tokens, labels, model=model, num_steps=5)
+    loss_fn = functools.partial(grokking.loss_fn, model=model)
+    step = jax.jit(functools.partial(train_step, loss_fn=loss_fn))
     looped = state
     for i in range(5):
-        looped, loss = step(looped, data["tokens"], labels)
-        np.testing.assert_allclose(losses[i], loss, rtol=1e-5)
+        looped, row = step(looped, (tokens, labels))
+        for key, value in row.items():
+            np.testing.assert_allclose(per_step[key][i], value, rtol=1e-5, err_msg=key)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), fused, looped)
 
 
@@ -99,27 +99,46 @@ def _small(data_dir, **overrides):
     return config
 
 
+def _evals(path):
+    return metrics.evals(metrics.read(path / "metrics.jsonl"))
+
+
 def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
     summary = grokking.train_and_evaluate(_small(data_dir), tmp_path / "full")
-    records = metrics.read(tmp_path / "full" / "metrics.jsonl")
-    assert records[-1]["train/accuracy"] == 1.0 and summary["train_fit_at"] <= 300
+    records = _evals(tmp_path / "full")
+    assert records[-1]["eval_train/accuracy"] == 1.0 and summary["train_fit_at"] <= 300
     keys = {
         f"{s}/{k}"
-        for s in ("train", "eval")
+        for s in ("eval_train", "eval")
         for k in ("loss", "accuracy", "mir", "hdr", "mi", "h_features", "h_heads")
     }
-    assert set(records[-1]) == keys | {"step", "time"}
+    train = {f"train/{k}" for k in ("loss", "grad_norm", "update_norm", "param_norm")}
+    train |= {"train/learning_rate", "train/steps_per_sec"}
+    assert set(records[-1]) == keys | train | {"step", "time"}
+    assert (tmp_path / "full" / "config.json").exists()
     assert (tmp_path / "full" / "grokking.png").stat().st_size > 20_000
     assert (tmp_path / "full" / "summary.json").exists()
     # Stop at 200, then continue the same workdir to 300: same end as the uninterrupted run.
     grokking.train_and_evaluate(_small(data_dir, num_steps=200), tmp_path / "resumed")
     grokking.train_and_evaluate(_small(data_dir), tmp_path / "resumed")
-    resumed = metrics.read(tmp_path / "resumed" / "metrics.jsonl")
+    resumed = _evals(tmp_path / "resumed")
     assert [r["step"] for r in resumed] == [r["step"] for r in records]
-    for key in keys:
+    for key in keys | train - {"train/steps_per_sec"}:
         np.testing.assert_allclose(resumed[-1][key], records[-1][key], rtol=1e-5, err_msg=key)
 
 
 def test_bad_trainer_config(tmp_path, data_dir):
-    with pytest.raises(ValueError, match="multiple of log_every"):
+    with pytest.raises(ValueError, match="multiple of eval_every"):
         grokking.train_and_evaluate(_small(data_dir, num_steps=275), tmp_path)
+    with pytest.raises(ValueError, match="num_heads must be positive"):
+        grokking.train_and_evaluate(_small(data_dir, num_heads=0), tmp_path)
+
+
+def test_layer_norm_features_are_what_the_head_reads():
+    config = get_config("small")
+    config.layer_norm = True
+    model = grokking.make_model(config)
+    tokens = jnp.array([[1, 2, 23], [5, 7, 23], [3, 3, 23]])
+    params = model.init(jax.random.key(0), tokens)["params"]
+    logits, features = model.apply({"params": params}, tokens)
+    np.testing.assert_allclose(logits, features @ params["head"]["kernel"], rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import infotheory as it
-from infotheory import neural_collapse as nc
+from infotheory import collapse_metrics as nc
 from infotheory import scatter
 from tests import reference
 

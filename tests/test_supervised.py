@@ -14,20 +14,29 @@ from tests import reference
 from trainers import checkpoints, metrics, supervised
 from trainers.configs.supervised import get_config
 
-KEYS = {
-    "step",
-    "time",
-    "train/loss",
-    "eval/loss",
-    "eval/accuracy",
-    "eval/mir",
-    "eval/hdr",
-    "eval/mi",
-    "eval/h_features",
-    "eval/h_heads",
-    "eval/batch_mir",
-    "eval/batch_hdr",
+TRAIN_KEYS = {
+    f"train/{k}"
+    for k in ("loss", "grad_norm", "update_norm", "param_norm", "learning_rate", "steps_per_sec")
 }
+EVAL_KEYS = {
+    f"eval/{k}"
+    for k in (
+        "loss",
+        "accuracy",
+        "mir",
+        "hdr",
+        "mi",
+        "h_features",
+        "h_heads",
+        "batch_mir",
+        "batch_hdr",
+        "nc1",
+        "nc2",
+        "nc3",
+        "nc4",
+    )
+}
+KEYS = {"step", "time"} | TRAIN_KEYS | EVAL_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +56,17 @@ def tiny(data_dir, **overrides):
 def test_short_run_writes_metrics_checkpoints_and_plot(tmp_path, data_dir):
     last = supervised.train_and_evaluate(tiny(data_dir, num_devices=1), tmp_path)
     records = metrics.read(tmp_path / "metrics.jsonl")
-    assert [r["step"] for r in records] == [0, 20, 40]
-    assert all(set(r) == KEYS for r in records)
-    assert records[-1]["eval/accuracy"] > records[0]["eval/accuracy"]
+    assert [r["step"] for r in records] == [0, 10, 20, 30, 40]  # log rows every 10
+    assert set(records[0]) == {"step", "time"} | EVAL_KEYS  # at initialization
+    assert set(records[1]) == {"step", "time"} | TRAIN_KEYS
+    assert all(set(r) == KEYS for r in metrics.evals(records[1:]))
+    assert [r["step"] for r in metrics.evals(records)] == [0, 20, 40]
+    evals = metrics.evals(records)
+    assert evals[-1]["eval/accuracy"] > evals[0]["eval/accuracy"]
+    lr = [r["train/learning_rate"] for r in records[1:]]
+    assert lr == sorted(lr, reverse=True) and lr[0] < 0.03  # cosine decay, logged
+    assert all(r["train/update_norm"] > 0 and r["train/param_norm"] > 0 for r in records[1:])
+    assert last == evals[-1]
     assert 0 <= last["eval/mir"] <= 1 and 0 <= last["eval/hdr"] <= 1
     assert (tmp_path / "dynamics.png").stat().st_size > 20_000
     assert any((tmp_path / "tensorboard").iterdir())
@@ -72,11 +89,12 @@ def test_eight_devices_match_one_device(tmp_path, data_dir):
     supervised.train_and_evaluate(one, tmp_path / "one")
     supervised.train_and_evaluate(eight, tmp_path / "eight")
     a, b = (
-        metrics.read(tmp_path / "one/metrics.jsonl"),
-        metrics.read(tmp_path / "eight/metrics.jsonl"),
+        metrics.evals(metrics.read(tmp_path / "one/metrics.jsonl")),
+        metrics.evals(metrics.read(tmp_path / "eight/metrics.jsonl")),
     )
     for ra, rb in zip(a, b, strict=True):
-        for key in ("train/loss", "eval/loss", "eval/accuracy", "eval/batch_mir", "eval/batch_hdr"):
+        keys = ("eval/loss", "eval/accuracy", "eval/batch_mir", "eval/batch_hdr", "eval/nc1")
+        for key in (*keys, *(k for k in ("train/loss", "train/grad_norm") if k in ra)):
             np.testing.assert_allclose(ra[key], rb[key], rtol=2e-4, atol=2e-5, err_msg=key)
         reference.assert_interplay_close(ra, rb, rtol=1e-4, prefix="eval/")
 
@@ -91,6 +109,9 @@ def test_nan_loss_stops_naming_the_step(tmp_path, data_dir):
     [
         ({"label_smoothing": 1.5}, "label_smoothing"),
         ({"batch_size": 60, "num_devices": 8}, "not divisible by the 8 devices"),
+        ({"num_devices": 64}, "this process has 8 devices"),
+        ({"batch_size": 2048}, "exceeds the 1437 training examples"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints must be"),
         ({"model": "vit"}, "unknown model"),
         ({"dataset": "imagenet"}, "unknown dataset"),
         ({"mi_weight": -1.0}, "mi_weight must be non-negative"),
@@ -101,7 +122,7 @@ def test_nan_loss_stops_naming_the_step(tmp_path, data_dir):
 def test_bad_config_fails_before_training(tmp_path, data_dir, overrides, match):
     with pytest.raises(ValueError, match=match):
         supervised.train_and_evaluate(tiny(data_dir, **overrides), tmp_path)
-    assert not (tmp_path / "metrics.jsonl").exists()
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written
 
 
 def _command(workdir, data_dir):
@@ -148,8 +169,9 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
         metrics.read(tmp_path / "full/metrics.jsonl"),
         metrics.read(killed / "metrics.jsonl"),
     )
-    assert [r["step"] for r in resumed] == list(range(0, 601, 50))  # none duplicated or missing
-    for key in KEYS - {"time"}:
+    assert [r["step"] for r in resumed] == [r["step"] for r in full]  # none duplicated or missing
+    assert [r["step"] for r in metrics.evals(resumed)] == list(range(0, 601, 50))
+    for key in KEYS - {"time", "train/steps_per_sec"}:
         assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-6, abs=1e-7), key
     times = [r["time"] for r in resumed]
     assert times == sorted(times)  # cumulative across the restart

@@ -18,18 +18,16 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import flags, logging
 from tqdm.auto import tqdm
 
 import infotheory as it
-import models
-from infotheory import neural_collapse as nc
-from infotheory import scatter
-from trainers import checkpoints, data, plots, supervised
+from trainers import checkpoints, cli, evaluators, plots, supervised
+from trainers.configs import supervised as supervised_config
 from trainers.data import pipeline
+from trainers.state import TrainState, train_step
 
 Variables = dict  # {"params": …, "batch_stats": …}, optionally stacked along a leading axis
 
@@ -40,7 +38,7 @@ def stack(trees: list) -> object:
 
 
 class Run:
-    """A training run's config, model and completed checkpoints."""
+    """A supervised run's config, model and completed checkpoints, read from its workdir."""
 
     def __init__(self, workdir: str | pathlib.Path):
         self.workdir = pathlib.Path(workdir)
@@ -52,143 +50,41 @@ class Run:
             raise ValueError(
                 f"{config_path} is missing: was {self.workdir} written by trainers.supervised?"
             )
-        self.config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-        self.spec = data.spec(self.config.dataset)
-        self.model = models.get_model(self.config.model, self.spec.num_classes)
+        self.config = supervised_config.get_config()
+        self.config.update(json.loads(config_path.read_text()))
+        self.trainer = supervised.Run(self.config)
+        self.spec, self.model = self.trainer.spec, self.trainer.model
         self.manager = checkpoints.manager(ckpt_dir, read_only=True)
         self.steps = sorted(self.manager.all_steps())
         if not self.steps:
             raise ValueError(f"{ckpt_dir} holds no completed checkpoint.")
-        tx = supervised.make_optimizer(self.config)
-        self.abstract = jax.eval_shape(
-            lambda: supervised.init_state(self.model, tx, self.spec.image_shape, self.config.seed)
-        )
+        self.abstract = jax.eval_shape(self.trainer.init)
+
+    def source(self, split: str):
+        return self.trainer.source(split)
 
     def variables(self, step: int) -> Variables | None:
-        """Params and batch stats at `step`, or None (with a warning) if unreadable."""
+        """Params and batch stats at `step`, or None (with a message) if unreadable."""
         try:
             state, _ = checkpoints.restore(self.manager, step, self.abstract)
         except Exception as e:  # noqa: BLE001  (any corruption: report and skip)
-            logging.warning(
-                "checkpoint at step %d is unreadable and skipped: %s: %s",
-                step,
-                type(e).__name__,
-                str(e).splitlines()[0][:200],
+            print(
+                f"skipping unreadable checkpoint at step {step}: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:300] if str(e) else ''}"
             )
-            print(f"skipping unreadable checkpoint at step {step} ({type(e).__name__})")
             return None
-        return {"params": state["params"], "batch_stats": state["batch_stats"]}
+        return state.variables
 
 
-# Per-checkpoint evaluation; `Evaluator` vmaps these over stacked checkpoints.
-
-
-def _accumulate(variables, batch, carry, *, model):
-    logits, features = model.apply(variables, batch["image"])
-    mask = batch["mask"].astype(jnp.float32)
-    sums = supervised.classification_sums(logits, batch["label"], mask)
-    return {
-        "stats": scatter.update(carry["stats"], features, batch["label"], mask),
-        "moments": nc.update_moments(carry["moments"], features, batch["label"], mask),
-        "loss": carry["loss"] + sums["loss"],
-        "correct": carry["correct"] + sums["correct"],
-    }
-
-
-def _agreement(variables, batch, means, *, model):
-    logits, features = model.apply(variables, batch["image"])
-    return (nc.nearest_mean_agreement(features, logits, means) * batch["mask"]).sum()
-
-
-def _finish(variables, carry, agreement, *, method, key):
-    head = models.head(variables["params"])
-    n = carry["stats"].counts.sum()
-    r = scatter.measure(carry["stats"], head, method=method, key=key)
-    collapse = nc.measure_collapse(carry["moments"], head)
-    return {
-        "accuracy": carry["correct"] / n,
-        "loss": carry["loss"] / n,
-        **{k: v for k, v in r._asdict().items() if k != "h_joint"},
-        **collapse._asdict(),
-        "nc4": agreement / n,
-    }
-
-
-class Evaluator:
-    """Metrics of one checkpoint (`evaluate_one`) or of stacked ones (`evaluate`, vmapped)."""
-
-    def __init__(
-        self,
-        model,
-        spec: data.DatasetSpec,
-        source,
-        batch_size: int,
-        method: str = "auto",
-        seed: int = 0,
-    ):
-        self.model, self.spec = model, spec
-        self.batches = [jax.device_put(b) for b in pipeline.eval_batches(source, spec, batch_size)]
-        self.key = jax.random.key(seed)
-        self.method = method
-
-    def _carry(self, variables) -> dict:
-        _, features = jax.eval_shape(self.model.apply, variables, self.batches[0]["image"])
-        dim = features.shape[-1]
-        return {
-            "stats": scatter.init(self.spec.num_classes, dim),
-            "moments": nc.init_moments(self.spec.num_classes, dim),
-            "loss": jnp.zeros(()),
-            "correct": jnp.zeros(()),
-        }
-
-    @functools.cached_property
-    def _single(self):
-        acc = jax.jit(functools.partial(_accumulate, model=self.model))
-        agree = jax.jit(functools.partial(_agreement, model=self.model))
-        fin = jax.jit(functools.partial(_finish, method=self.method, key=self.key))
-        return acc, agree, fin
-
-    @functools.cached_property
-    def _batched(self):
-        acc = jax.jit(
-            jax.vmap(functools.partial(_accumulate, model=self.model), in_axes=(0, None, 0))
-        )
-        agree = jax.jit(
-            jax.vmap(functools.partial(_agreement, model=self.model), in_axes=(0, None, 0))
-        )
-        fin = jax.jit(jax.vmap(functools.partial(_finish, method=self.method, key=self.key)))
-        return acc, agree, fin
-
-    def _run(self, variables, carry, fns) -> dict:
-        acc, agree, fin = fns
-        for batch in self.batches:
-            carry = acc(variables, batch, carry)
-        means = nc.class_means(carry["moments"])
-        agreement = sum(agree(variables, batch, means) for batch in self.batches)
-        return jax.device_get(fin(variables, carry, agreement))
-
-    def evaluate_one(self, variables: Variables) -> dict:
-        """Metrics of one checkpoint (scalars)."""
-        carry = self._carry(variables)
-        return self._run(variables, carry, self._single)
-
-    def evaluate(self, stacked: Variables) -> dict:
-        """Metrics of `K` stacked checkpoints (arrays of shape `(K,)`), one vmap."""
-        num = jax.tree.leaves(stacked)[0].shape[0]
-        one = jax.tree.map(lambda x: x[0], stacked)
-        carry = jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), self._carry(one))
-        return self._run(stacked, carry, self._batched)
-
-
-def _test_evaluator(run: Run) -> Evaluator:
-    """Evaluator on the run's test split with the run's eval settings."""
-    return Evaluator(
-        run.model,
-        run.spec,
-        data.source(run.config.dataset, "test", run.config.data_dir),
-        run.config.eval_batch_size,
-        run.config.interplay_method,
-        run.config.seed,
+def test_evaluator(run: Run) -> evaluators.Evaluator:
+    """The trainer's evaluator: the run's test split with its eval settings."""
+    c = run.config
+    batches = [
+        jax.device_put(b)
+        for b in pipeline.eval_batches(run.source("test"), run.spec, c.eval_batch_size)
+    ]
+    return evaluators.Evaluator(
+        run.model, batches, run.spec.num_classes, c.interplay_method, c.seed
     )
 
 
@@ -206,7 +102,7 @@ def _save(run: Run, mode: str, records: list[dict], x: str, panels, title: str) 
 
 def trajectory(run: Run, chunk: int = 8) -> list[dict]:
     """Metrics of every readable checkpoint, `chunk` checkpoints per vmapped evaluation."""
-    evaluator = _test_evaluator(run)
+    evaluator = test_evaluator(run)
     records = []
     for start in tqdm(range(0, len(run.steps), chunk), desc="trajectory", unit="chunk"):
         loaded = [(s, run.variables(s)) for s in run.steps[start : start + chunk]]
@@ -273,12 +169,7 @@ def linear_mode_connectivity(
         raise ValueError("the last checkpoint of a run is unreadable.")
     omegas = np.linspace(0, 1, num_points)
     stacked = interpolate(a, b, omegas)
-    train_ds = pipeline.train_dataset(
-        data.source(run.config.dataset, "train", run.config.data_dir),
-        run.spec,
-        run.config.batch_size,
-        seed=0,
-    )
+    train_ds = pipeline.train_dataset(run.source("train"), run.spec, run.config.batch_size, seed=0)
     if jax.tree.leaves(a["batch_stats"]):
         print(
             f"BatchNorm statistics re-estimated at each ω on {bn_batches} training batches "
@@ -287,7 +178,7 @@ def linear_mode_connectivity(
         stacked = reestimate_batch_stats(
             run.model, stacked, [train_ds[i]["image"] for i in range(bn_batches)]
         )
-    evaluator = _test_evaluator(run)
+    evaluator = test_evaluator(run)
     records = _records(evaluator.evaluate(stacked), omegas.tolist(), "omega")
     _save(
         run,
@@ -329,30 +220,24 @@ def magnitude_masks(params, sparsity: float):
 
 
 def finetune(run: Run, variables: Variables, mask, steps: int) -> Variables:
-    """`steps` SGD steps of the run's loss with the pruning mask re-applied after each."""
+    """`steps` SGD steps (momentum, lr/10) of the run's loss on gradients masked by `mask`.
+
+    Pruned weights start at zero, and masked gradients with no weight decay keep
+    them there exactly.
+    """
     if steps == 0:
         return variables
     config = run.config
-    tx = optax.sgd(0.1 * config.learning_rate, momentum=config.momentum)
-    loss = functools.partial(
-        supervised.loss_fn, model=run.model, config=config, num_classes=run.spec.num_classes
+    tx = optax.chain(
+        optax.stateless(lambda updates, params: jax.tree.map(jnp.multiply, updates, mask)),
+        optax.sgd(0.1 * config.learning_rate, momentum=config.momentum),
     )
-
-    @jax.jit
-    def step(params, batch_stats, opt_state, batch):
-        (_, batch_stats), grads = jax.value_and_grad(loss, has_aux=True)(params, batch_stats, batch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = jax.tree.map(jnp.multiply, optax.apply_updates(params, updates), mask)
-        return params, batch_stats, opt_state
-
-    train_ds = pipeline.train_dataset(
-        data.source(config.dataset, "train", config.data_dir), run.spec, config.batch_size, seed=1
-    )
-    params, batch_stats = variables["params"], variables["batch_stats"]
-    opt_state = tx.init(params)
+    step = jax.jit(functools.partial(train_step, loss_fn=run.trainer.loss))
+    train_ds = pipeline.train_dataset(run.source("train"), run.spec, config.batch_size, seed=1)
+    state = TrainState.create(variables, tx)
     for i in range(steps):
-        params, batch_stats, opt_state = step(params, batch_stats, opt_state, train_ds[i])
-    return {"params": params, "batch_stats": batch_stats}
+        state, _ = step(state, train_ds[i])
+    return state.variables
 
 
 SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -374,7 +259,7 @@ def prune(
         pruned = {**dense, "params": jax.tree.map(jnp.multiply, dense["params"], mask)}
         variants.append(finetune(run, pruned, mask, finetune_steps))
     stacked = stack(variants)
-    evaluator = _test_evaluator(run)
+    evaluator = test_evaluator(run)
     values = evaluator.evaluate(stacked)
     images = np.concatenate([b["image"][b["mask"]] for b in evaluator.batches])[:max_samples]
     _, before = run.model.apply(dense, images)
@@ -406,7 +291,7 @@ def main(argv) -> None:
         records = trajectory(run, f.chunk)
     elif f.mode == "lmc":
         if not f.other:
-            raise app.UsageError("--mode lmc needs --other DIR2.")
+            raise ValueError("--mode lmc needs --other DIR2.")
         records = linear_mode_connectivity(run, Run(f.other), f.num_points, f.bn_batches)
     else:
         records = prune(run, finetune_steps=f.finetune_steps, max_samples=f.max_samples)
@@ -414,7 +299,8 @@ def main(argv) -> None:
     keys = [k for k in records[0] if k != x]
     print(f"{x:>9} " + " ".join(f"{k:>9}" for k in keys))
     for r in records:
-        print(f"{r[x]:>9.3g} " + " ".join(f"{r[k]:>9.4f}" for k in keys))
+        print(f"{r[x]:>9}" if x == "step" else f"{r[x]:>9.3g}", end=" ")
+        print(" ".join(f"{r[k]:>9.4f}" for k in keys))
     print(f"written: {run.workdir / 'analysis' / f.mode}.jsonl and .png")
 
 
@@ -422,10 +308,14 @@ if __name__ == "__main__":
     flags.DEFINE_string("workdir", None, "Run directory (holds checkpoints/ and config.json).")
     flags.DEFINE_enum("mode", "trajectory", ["trajectory", "lmc", "prune"], "Analysis.")
     flags.DEFINE_string("other", None, "Second run for --mode lmc.")
-    flags.DEFINE_integer("chunk", 8, "Checkpoints per vmapped evaluation.")
-    flags.DEFINE_integer("num_points", 21, "ω grid size for lmc.")
-    flags.DEFINE_integer("bn_batches", 50, "Training batches to re-estimate BatchNorm for lmc.")
-    flags.DEFINE_integer("finetune_steps", 0, "Fine-tuning steps after pruning.")
-    flags.DEFINE_integer("max_samples", 2048, "Test samples for MIR(before, after) in prune.")
+    flags.DEFINE_integer("chunk", 8, "Checkpoints per vmapped evaluation.", lower_bound=1)
+    flags.DEFINE_integer("num_points", 21, "ω grid size for lmc.", lower_bound=2)
+    flags.DEFINE_integer(
+        "bn_batches", 50, "Training batches to re-estimate BatchNorm for lmc.", lower_bound=0
+    )
+    flags.DEFINE_integer("finetune_steps", 0, "Fine-tuning steps after pruning.", lower_bound=0)
+    flags.DEFINE_integer(
+        "max_samples", 2048, "Test samples for MIR(before, after) in prune.", lower_bound=2
+    )
     flags.mark_flag_as_required("workdir")
-    app.run(main)
+    cli.run(main)

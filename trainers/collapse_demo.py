@@ -1,6 +1,6 @@
 """Demo: features and heads moving from random toward a simplex ETF (Neural Collapse).
 
-    python -m trainers.collapse_demo --workdir demo_out
+    python -m trainers.collapse_demo --workdir demo_out [--num_classes 10 --dim 64 ...]
 
 At step t of T, features are `(1−s)·noise + s·ETF[label]` and head rows
 `(1−s)·random + s·ETF` with `s = t/T`; all steps are measured by one jitted
@@ -10,14 +10,15 @@ beside the Neural-Collapse targets and writes `collapse.png`.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+from absl import flags
 
 import infotheory as it
+from trainers import cli
 
 
 def collapse_path(num_classes: int, per_class: int, dim: int, steps: int, seed: int):
@@ -51,39 +52,51 @@ def plot(path: pathlib.Path, s, metrics: it.Interplay, num_classes: int) -> None
     plt.close(fig)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("demo_out"))
-    parser.add_argument("--num_classes", type=int, default=10)
-    parser.add_argument("--per_class", type=int, default=50)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=11)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    features, labels, heads = collapse_path(
-        args.num_classes, args.per_class, args.dim, args.steps, args.seed
-    )
+def demo(
+    workdir: str | pathlib.Path,
+    num_classes: int = 10,
+    per_class: int = 50,
+    dim: int = 64,
+    steps: int = 11,
+    seed: int = 0,
+) -> None:
+    """Prints the metrics along the path to collapse and writes `workdir/collapse.png`."""
+    workdir = pathlib.Path(workdir)
+    features, labels, heads = collapse_path(num_classes, per_class, dim, steps, seed)
     metrics = jax.jit(jax.vmap(it.interplay, in_axes=(0, None, 0)))(features, labels, heads)
-    s = jnp.linspace(0, 1, args.steps)
+    s = jnp.linspace(0, 1, steps)
 
     print(f"{'s':>5} {'H_features':>10} {'H_heads':>8} {'MI':>7} {'MIR':>6} {'HDR':>6}")
-    for t in range(args.steps):
+    for t in range(steps):
         print(
             f"{float(s[t]):5.2f} {float(metrics.h_features[t]):10.4f} "
             f"{float(metrics.h_heads[t]):8.4f} {float(metrics.mi[t]):7.4f} "
             f"{float(metrics.mir[t]):6.4f} {float(metrics.hdr[t]):6.4f}"
         )
-    c = args.num_classes
+    c = num_classes
     log_c = float(jnp.log(c - 1))
     print(
         f"{'NC':>5} {log_c:10.4f} {log_c:8.4f} {float(it.nc_interplay(c).mi):7.4f} "
         f"{float(it.nc_mir(c)):6.4f} {0:6.4f}   <- Neural-Collapse targets"
     )
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    plot(args.workdir / "collapse.png", s, metrics, c)
-    print(f"plot: {args.workdir / 'collapse.png'}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    plot(workdir / "collapse.png", s, metrics, c)
+    print(f"plot: {workdir / 'collapse.png'}")
+
+
+def main(argv) -> None:
+    del argv
+    f = flags.FLAGS
+    demo(f.workdir, f.num_classes, f.per_class, f.dim, f.steps, f.seed)
 
 
 if __name__ == "__main__":
-    main()
+    flags.DEFINE_string("workdir", "demo_out", "Directory of the plot.")
+    flags.DEFINE_integer(
+        "num_classes", 10, "Classes C (≥ 3: at C = 2 both entropies are 0).", lower_bound=3
+    )
+    flags.DEFINE_integer("per_class", 50, "Samples per class.", lower_bound=1)
+    flags.DEFINE_integer("dim", 64, "Feature dimension (≥ C − 1 for a simplex ETF).", lower_bound=2)
+    flags.DEFINE_integer("steps", 11, "Points on the path from random to collapse.", lower_bound=2)
+    flags.DEFINE_integer("seed", 0, "PRNG seed.")
+    cli.run(main)

@@ -1,12 +1,13 @@
 """Grokking with information dynamics: full-batch AdamW, many steps per jitted call.
 
-    python -m trainers.grokking --config trainers/configs/grokking.py --workdir DIR
+    python -m trainers.grokking --config trainers/configs/grokking.py:default --workdir DIR
 
-Every `log_every` steps (one fused `lax.scan`): train/test loss and accuracy and
-the interplay of train and test features (the residual stream at `=`) with the
-unembedding. Stops `steps_after_grok` steps after test accuracy first reaches
-`grok_threshold` (`grokked_at`), or at `num_steps`. Writes `metrics.jsonl`,
-`summary.json`, `grokking.png` and Orbax checkpoints (resumable).
+Every `eval_every` steps (one fused `lax.scan`): loss and accuracy of the train
+split (`eval_train/...`) and of the test split (`eval/...`), and the interplay
+of their features (the residual stream at `=`) with the unembedding. Stops
+`steps_after_grok` steps after test accuracy first reaches `grok_threshold`
+(`grokked_at`), or at `num_steps`. Writes `metrics.jsonl`, `summary.json`,
+`grokking.png` and Orbax checkpoints (resumable).
 """
 
 from __future__ import annotations
@@ -14,37 +15,45 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
-from ml_collections import config_flags
-from tqdm.auto import tqdm
+from absl import flags, logging
 
 import infotheory as it
 import models
 from models.transformer import Transformer
-from trainers import checkpoints, metrics, plots
+from trainers import cli, loop, plots
+from trainers.configs import grokking as grokking_config
 from trainers.data import modular
+from trainers.state import TrainState, train_step
+
+SPLITS = {"eval_train": "train", "eval": "test"}  # metric prefix → split
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises `ValueError` naming the first bad config value."""
     modular.modular_config(config.p, config.operation, config.train_fraction, config.split_seed)
-    for key in ("num_steps", "log_every", "checkpoint_every", "learning_rate", "width"):
+    for key in ("num_steps", "eval_every", "checkpoint_every", "learning_rate", "width"):
+        if not config[key] > 0:
+            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+    for key in ("num_heads", "head_dim", "mlp_dim"):
         if not config[key] > 0:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     for key in ("num_steps", "checkpoint_every"):
-        if config[key] % config.log_every:
+        if config[key] % config.eval_every:
             raise ValueError(
-                f"config.{key}={config[key]} must be a multiple of log_every={config.log_every}."
+                f"config.{key}={config[key]} must be a multiple of eval_every={config.eval_every}."
             )
-    if config.interplay_samples < 0 or config.weight_decay < 0 or config.steps_after_grok < 0:
-        raise ValueError("interplay_samples, weight_decay and steps_after_grok must be ≥ 0.")
+    if config.interplay_samples is not None and config.interplay_samples < 2:
+        raise ValueError(
+            f"config.interplay_samples must be ≥ 2 or None, got {config.interplay_samples}."
+        )
+    if config.weight_decay < 0 or config.steps_after_grok < 0:
+        raise ValueError("weight_decay and steps_after_grok must be ≥ 0.")
 
 
 def make_model(config) -> Transformer:
@@ -59,9 +68,10 @@ def make_model(config) -> Transformer:
     )
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
+def make_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
     schedule = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
-    return optax.adamw(schedule, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay)
+    tx = optax.adamw(schedule, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay)
+    return tx, schedule
 
 
 def loss_and_accuracy(params, model, tokens, labels):
@@ -70,22 +80,16 @@ def loss_and_accuracy(params, model, tokens, labels):
     return loss, (jnp.mean(jnp.argmax(logits, -1) == labels), features)
 
 
-def train_step(state, tokens, labels, *, model, tx):
-    """One full-batch AdamW step; returns the new state and the loss before it."""
-    grad_fn = jax.value_and_grad(lambda p: loss_and_accuracy(p, model, tokens, labels)[0])
-    loss, grads = grad_fn(state["params"])
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    return {
-        "params": optax.apply_updates(state["params"], updates),
-        "opt_state": opt_state,
-        "step": state["step"] + 1,
-    }, loss
+def loss_fn(params, state, batch, *, model):
+    """Full-batch cross-entropy; no batch statistics."""
+    del state
+    return loss_and_accuracy(params, model, *batch)[0], {}
 
 
-def fused_steps(state, tokens, labels, *, model, tx, num_steps: int):
-    """`num_steps` train steps in one `lax.scan`; returns the state and the per-step losses."""
-    step = functools.partial(train_step, tokens=tokens, labels=labels, model=model, tx=tx)
-    return jax.lax.scan(lambda s, _: step(s), state, None, length=num_steps)
+def fused_steps(state: TrainState, tokens, labels, *, model, num_steps: int):
+    """`num_steps` train steps in one `lax.scan`; returns the state and the per-step metrics."""
+    step = functools.partial(train_step, loss_fn=functools.partial(loss_fn, model=model))
+    return jax.lax.scan(lambda s, _: step(s, (tokens, labels)), state, None, length=num_steps)
 
 
 def evaluate(params, splits, subsets, *, model) -> dict:
@@ -101,16 +105,15 @@ def evaluate(params, splits, subsets, *, model) -> dict:
     return out
 
 
-def _subset(n: int, size: int, seed: int) -> np.ndarray:
-    return (
-        np.arange(n)
-        if size == 0 or size >= n
-        else np.sort(np.random.default_rng(seed).permutation(n)[:size])
-    )
+def _subset(n: int, size: int | None, seed: int) -> np.ndarray:
+    if size is None or size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:size])
 
 
 def summarize(records: list[dict], threshold: float) -> dict:
     """Landmarks: when train and test accuracy first reach `threshold`, MIR and HDR peaks."""
+    records = [r for r in records if "eval/accuracy" in r]
 
     def first(key, value):
         return next((r["step"] for r in records if r[key] >= value), None)
@@ -120,114 +123,103 @@ def summarize(records: list[dict], threshold: float) -> dict:
         return {"step": best["step"], "value": best[key]}
 
     return {
-        "train_fit_at": first("train/accuracy", threshold),
+        "train_fit_at": first("eval_train/accuracy", threshold),
         "grokked_at": first("eval/accuracy", threshold),
-        "train_mir_peak": argmax("train/mir"),
-        "eval_mir_peak": argmax("eval/mir"),
-        "train_hdr_peak": argmax("train/hdr"),
-        "eval_hdr_peak": argmax("eval/hdr"),
+        **{
+            f"{split}_{k}_peak": argmax(f"{p}/{k}")
+            for p, split in SPLITS.items()
+            for k in ("mir", "hdr")
+        },
     }
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """Trains until grokking (plus `steps_after_grok`) or `num_steps`; returns the summary."""
-    validate(config)
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
+    """The grokking `Experiment`: the whole train split is every step's batch."""
     data = modular.load(
         modular.modular_config(
             config.p, config.operation, config.train_fraction, config.split_seed
         ),
         config.data_dir,
     )
-    splits = {
-        "train": (data["train"]["tokens"], data["train"]["label"]),
-        "eval": (data["test"]["tokens"], data["test"]["label"]),
-    }
+    splits = {p: (data[s]["tokens"], data[s]["label"]) for p, s in SPLITS.items()}
     subsets = {
-        k: _subset(len(v[1]), config.interplay_samples, config.seed + i)
-        for i, (k, v) in enumerate(splits.items())
+        p: _subset(len(v[1]), config.interplay_samples, config.seed + i)
+        for i, (p, v) in enumerate(splits.items())
     }
-    model, tx = make_model(config), make_optimizer(config)
-    params = model.init(jax.random.key(config.seed), splits["train"][0][:1])["params"]
-    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-
-    mngr = checkpoints.manager(workdir / "checkpoints")
-    start, meta = 0, {"elapsed": 0.0}
-    if mngr.latest_step() is not None:
-        start = mngr.latest_step()
-        state, meta = checkpoints.restore(mngr, start, state)
-    writer = metrics.MetricWriter(workdir, resume_step=start)
-    records = metrics.read(workdir / "metrics.jsonl")
-
+    model, (tx, schedule) = make_model(config), make_optimizer(config)
+    tokens, labels = map(jnp.asarray, splits["eval_train"])
     run = jax.jit(
-        functools.partial(fused_steps, model=model, tx=tx, num_steps=config.log_every),
+        functools.partial(fused_steps, model=model),
+        static_argnames="num_steps",
         donate_argnums=0,
     )
     measure = jax.jit(functools.partial(evaluate, model=model))
 
-    def metrics_now(params) -> dict[str, float]:
-        return {k: float(v) for k, v in jax.device_get(measure(params, splits, subsets)).items()}
+    def init() -> TrainState:
+        return TrainState.create(model.init(jax.random.key(config.seed), tokens[:1]), tx)
 
-    train_tokens, train_labels = map(jnp.asarray, splits["train"])
-    t0 = time.perf_counter() - meta["elapsed"]
-    if start == 0:
-        record = metrics_now(state["params"])
-        writer.write(0, time.perf_counter() - t0, record)
-        records.append({"step": 0, **record})
-    grokked_at = summarize(records, config.grok_threshold)["grokked_at"]
-    bar = tqdm(total=config.num_steps, initial=start, desc=f"grokking p={config.p}")
-    step = start
-    while step < config.num_steps:
-        if grokked_at is not None and step >= grokked_at + config.steps_after_grok:
-            break
-        state, losses = run(state, train_tokens, train_labels)
-        step += config.log_every
-        metrics.check_finite(losses, step - config.log_every + 1)
-        record = metrics_now(state["params"])
-        writer.write(step, time.perf_counter() - t0, record)
-        records.append({"step": step, **record})
-        if grokked_at is None and record["eval/accuracy"] >= config.grok_threshold:
-            grokked_at = step
-        bar.update(config.log_every)
-        bar.set_postfix(
-            train=f"{record['train/accuracy']:.3f}",
-            test=f"{record['eval/accuracy']:.3f}",
-            mir=f"{record['eval/mir']:.3f}",
+    def finished(records) -> bool:
+        grokked_at = summarize(records, config.grok_threshold)["grokked_at"]
+        return (
+            grokked_at is not None and records[-1]["step"] >= grokked_at + config.steps_after_grok
         )
-        if step % config.checkpoint_every == 0:
-            checkpoints.save(mngr, step, state, {"elapsed": time.perf_counter() - t0})
-    bar.close()
-    if mngr.latest_step() != step:
-        checkpoints.save(mngr, step, state, {"elapsed": time.perf_counter() - t0})
-    mngr.wait_until_finished()
-    mngr.close()
-    writer.close()
-    records = metrics.read(workdir / "metrics.jsonl")
+
+    def plot(records, workdir):
+        plots.plot_grokking(
+            records,
+            summarize(records, config.grok_threshold)["grokked_at"],
+            workdir / "grokking.png",
+            title=f"({config.operation}) mod {config.p}, "
+            f"{round(100 * config.train_fraction)}% train, seed {config.seed}",
+        )
+
+    return loop.Experiment(
+        name=f"grokking p={config.p}",
+        init=init,
+        train=lambda state, first, num_steps: run(state, tokens, labels, num_steps=num_steps),
+        evaluate=lambda state: {
+            k: float(v) for k, v in jax.device_get(measure(state.params, splits, subsets)).items()
+        },
+        learning_rate=schedule,
+        plot=plot,
+        finished=finished,
+    )
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Trains until grokking (plus `steps_after_grok`) or `num_steps`; returns the summary."""
+    validate(config)
+    records = loop.run(
+        experiment(config),
+        config,
+        workdir,
+        num_steps=config.num_steps,
+        log_every=config.eval_every,
+        eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+        resumable=grokking_config.RESUMABLE,
+    )
     summary = {
         **summarize(records, config.grok_threshold),
         "last_step": records[-1]["step"],
         "time": records[-1]["time"],
     }
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
-    plots.plot_grokking(
-        records,
-        summary["grokked_at"],
-        workdir / "grokking.png",
-        title=f"({config.operation}) mod {config.p}, "
-        f"{round(100 * config.train_fraction)}% train, seed {config.seed}",
-    )
+    (pathlib.Path(workdir) / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
 def main(argv) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
-    summary = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+    workdir = pathlib.Path(flags.FLAGS.workdir)
+    summary = train_and_evaluate(flags.FLAGS.config, workdir)
     print(json.dumps(summary, indent=1))
+    print(
+        f"written to {workdir}/: metrics.jsonl, summary.json, grokking.png, tensorboard/, "
+        "checkpoints/, config.json"
+    )
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", None, "Grokking configuration.")
-    flags.DEFINE_string("workdir", None, "Directory for metrics, checkpoints and plots.")
-    app.run(main)
+    cli.define_config_flags(grokking_config)
+    cli.run(main)

@@ -38,23 +38,32 @@ def read(path: str | pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def evals(records: list[dict]) -> list[dict]:
+    """The records that hold evaluation metrics (`eval/...` keys)."""
+    return [r for r in records if any(k.startswith("eval") for k in r)]
+
+
 class MetricWriter:
-    """Appends `{"step": …, "time": …, **scalars}` records and TensorBoard scalars."""
+    """Appends `{"step": …, "time": …, **scalars}` records and TensorBoard scalars.
+
+    `records` holds every record of the run, those of earlier sessions included.
+    """
 
     def __init__(self, workdir: str | pathlib.Path, resume_step: int = 0):
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self.records = [r for r in read(self.path) if r["step"] <= resume_step]
         self.active = jax.process_index() == 0
         if not self.active:
             return
-        kept = [r for r in read(self.path) if r["step"] <= resume_step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
         self.tensorboard = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
 
     def write(self, step: int, time: float, scalars: dict[str, float]) -> None:
-        if not self.active:
-            return
         record = {"step": int(step), "time": round(float(time), 3)}
         record.update({k: float(v) for k, v in scalars.items()})
+        self.records.append(record)
+        if not self.active:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(record, allow_nan=True) + "\n")
         for key, value in scalars.items():
@@ -62,6 +71,16 @@ class MetricWriter:
                 self.tensorboard.add_scalar(key, float(value), step)
         self.tensorboard.flush()
 
-    def close(self) -> None:
-        if self.active:
-            self.tensorboard.close()
+    def close(self, hparams: dict | None = None) -> None:
+        """Closes TensorBoard, first recording `hparams` with the last eval's metrics."""
+        if not self.active:
+            return
+        last = evals(self.records)
+        if hparams and last:
+            final = {k: v for k, v in last[-1].items() if k.startswith("eval") and math.isfinite(v)}
+            values = {
+                k: v if isinstance(v, int | float | str | bool) else str(v)
+                for k, v in hparams.items()
+            }
+            self.tensorboard.add_hparams(values, final, name="hparams")
+        self.tensorboard.close()

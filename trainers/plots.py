@@ -59,12 +59,8 @@ def plot_grokking(
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     rows = [r for r in records if r["step"] > 0]
     for ax, name in zip(axes, ("accuracy", "mir", "hdr"), strict=True):
-        for split, style in (("train", "-"), ("eval", "--")):
-            ax.plot(
-                *_series(rows, f"{split}/{name}"),
-                style,
-                label=f"{'test' if split == 'eval' else 'train'} {name}",
-            )
+        for prefix, split, style in (("eval_train", "train", "-"), ("eval", "test", "--")):
+            ax.plot(*_series(rows, f"{prefix}/{name}"), style, label=f"{split} {name}")
         if grokked_at:
             ax.axvline(grokked_at, c="k", lw=0.8, ls=":", label=f"grokked at {grokked_at}")
         ax.set(xscale="log", xlabel="step (= epoch, full batch)", ylabel=name.upper())

@@ -13,10 +13,10 @@ import json
 import pathlib
 
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-from trainers import supervised
+from trainers import cli, configs, supervised
+from trainers.configs import supervised as supervised_config
 
 KEYS = ("eval/accuracy", "eval/mir", "eval/hdr", "eval/h_features", "eval/h_heads")
 
@@ -31,17 +31,37 @@ def parse_variants(text: str) -> dict[str, dict]:
     return variants
 
 
+def variant_config(base, overrides: dict, seed: int):
+    """`base` with `overrides` and `seed`, validated.
+
+    Raises:
+      ValueError: an unknown field (with the closest one) or a bad value.
+    """
+    configs.check_fields(base, overrides)
+    config = base.copy_and_resolve_references()
+    config.update(overrides, seed=int(seed))
+    supervised.validate(config)
+    return config
+
+
 def sweep(base, variants: dict[str, dict], seeds, workdir) -> dict[str, dict[str, list[float]]]:
-    """Final metrics per variant: `{variant: {key: [value per seed]}}`."""
+    """Final metrics per variant: `{variant: {key: [value per seed]}}`.
+
+    Every variant's config is validated before the first run trains.
+    """
+    for name, overrides in variants.items():
+        try:
+            variant_config(base, overrides, seeds[0])
+        except ValueError as e:
+            raise ValueError(f"variant {name!r}: {e}") from None
     results = {}
     for name, overrides in variants.items():
-        finals = []
-        for seed in seeds:
-            config = base.copy_and_resolve_references()
-            config.update(overrides, seed=int(seed))
-            finals.append(
-                supervised.train_and_evaluate(config, pathlib.Path(workdir) / name / f"seed{seed}")
+        finals = [
+            supervised.train_and_evaluate(
+                variant_config(base, overrides, seed), pathlib.Path(workdir) / name / f"seed{seed}"
             )
+            for seed in seeds
+        ]
         results[name] = {k: [f[k] for f in finals] for k in KEYS}
     return results
 
@@ -75,8 +95,9 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", None, "Base training configuration.")
-    flags.DEFINE_string("workdir", None, "Root directory of the runs.")
+    cli.define_config_flags(supervised_config)
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-    flags.DEFINE_string("variants", "plain:", "';'-separated name:key=value,... list.")
-    app.run(main)
+    flags.DEFINE_string(
+        "variants", "plain:", "';'-separated name:key=value,... list (values as JSON)."
+    )
+    cli.run(main)

@@ -1,23 +1,34 @@
 """Grokking (a ∘ b) mod p with a one-layer transformer, full-batch AdamW.
 
-    python -m trainers.grokking --config trainers/configs/grokking.py --workdir DIR
+    python -m trainers.grokking --config trainers/configs/grokking.py:default --workdir DIR
     python -m trainers.grokking --config trainers/configs/grokking.py:small --workdir DIR
 
 Default: p = 113, a + b, 30 % train, AdamW lr 1e-3, weight decay 1.0,
 betas (0.9, 0.98). `small` is p = 23 (60 % train, lr 3e-3; groks in about
-1 000 steps) for notebooks and tests.
+1 000 steps) for notebooks and tests. `,runlocal` shrinks either to a smoke run.
 """
 
 import ml_collections
 
+from trainers import configs
+
+PRESETS = {
+    "default": "p = 113, a + b, 30 % train: the papers' task",
+    "small": "p = 23, 60 % train: groks in about 1 000 steps",
+}
+
+#: Fields that may change when a run continues in the same workdir.
+RESUMABLE = ("num_steps", "steps_after_grok", "checkpoint_every", "data_dir")
+
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
+    preset, flags = configs.parse(arg, PRESETS)
     c = ml_collections.ConfigDict()
     c.p = 113
     c.operation = "add"
     c.train_fraction = 0.3
     c.split_seed = 0
-    c.data_dir = ml_collections.FieldReference(None, field_type=str)
+    c.data_dir = configs.placeholder(str)
     c.seed = 0
 
     c.width = 128
@@ -33,15 +44,17 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.b2 = 0.98
 
     c.num_steps = 30_000  # full-batch steps = epochs
-    c.log_every = 100  # steps fused into one jitted call; metrics at each
+    c.eval_every = 100  # steps fused into one jitted call; metrics after each
     c.steps_after_grok = 5_000  # keep going after test accuracy reaches 99 %, then stop
     c.grok_threshold = 0.99
     c.checkpoint_every = 1_000
-    c.interplay_samples = 1024  # fixed subset per split for MIR/HDR (0: whole split)
+    c.interplay_samples = configs.placeholder(int)  # fixed subset per split; None: whole split
+    c.interplay_samples = 1024
 
-    if arg == "small":
+    if preset == "small":
         c.p, c.train_fraction, c.learning_rate = 23, 0.6, 3e-3
-        c.num_steps, c.log_every, c.steps_after_grok, c.checkpoint_every = 2_000, 50, 200, 500
-    elif arg != "default":
-        raise ValueError(f"unknown preset {arg!r}: default, small.")
+        c.num_steps, c.eval_every, c.steps_after_grok, c.checkpoint_every = 2_000, 50, 200, 500
+    if "runlocal" in flags:
+        c.num_steps, c.eval_every, c.steps_after_grok, c.checkpoint_every = 100, 50, 0, 100
+    c.lock()
     return c

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import infotheory as it
-from infotheory import neural_collapse as nc
+from infotheory import collapse_metrics as nc
 
 
 def _measure(features, labels, head):

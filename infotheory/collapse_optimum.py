@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from infotheory.scatter import Interplay, head_entropy
+from infotheory.results import Interplay
+from infotheory.scatter import head_entropy
 
 
 def etf_gram(num_classes: int) -> jax.Array:

@@ -1,0 +1,34 @@
+"""`Interplay`: the result type of every interplay measurement."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+
+from infotheory.entropy import ratios
+
+
+class Interplay(NamedTuple):
+    """Interplay of features and head (entropies in nats).
+
+    Attributes:
+      h_features: `H(G(Z))`.
+      h_heads: `H(G(W_Y))`.
+      h_joint: `H(G(Z) ⊙ G(W_Y))`.
+      mi: `h_features + h_heads − h_joint`.
+      mir: `mi / min(h_features, h_heads)` ∈ [0, 1].
+      hdr: `|h_features − h_heads| / max(h_features, h_heads)` ∈ [0, 1].
+    """
+
+    h_features: jax.Array
+    h_heads: jax.Array
+    h_joint: jax.Array
+    mi: jax.Array
+    mir: jax.Array
+    hdr: jax.Array
+
+    @classmethod
+    def from_entropies(cls, h_features, h_heads, h_joint) -> Interplay:
+        r = ratios(h_features, h_heads, h_joint)
+        return cls(h_features, h_heads, h_joint, r.mi, r.mir, r.hdr)

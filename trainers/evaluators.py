@@ -1,0 +1,149 @@
+"""The classifier evaluator of the trainers and of the checkpoint analysis.
+
+One set of pure per-batch functions, jitted once for a single model and once
+vmapped over stacked checkpoints, so "the analysis equals the trainer's eval"
+holds by construction. Per evaluation, over the whole eval split:
+
+* `loss`, `accuracy` (masked sums of the padded batches);
+* `h_features, h_heads, mi, mir, hdr`: the exact whole-split interplay of the
+  features with the head (`infotheory.scatter`), and `mir_stderr` when
+  `method="lanczos"` estimates it;
+* `batch_mir, batch_hdr`: the papers' stand-in, `interplay` of each batch
+  averaged with weights = samples per batch;
+* `nc1 … nc4`: Neural-Collapse metrics (`infotheory.collapse_metrics`); NC4
+  needs the class means, hence a second pass over the batches.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import infotheory as it
+import models
+from infotheory import collapse_metrics as nc
+from infotheory import scatter
+
+
+def classification_sums(logits, labels, mask) -> dict[str, jax.Array]:
+    """Masked sums of the cross-entropy (`loss`) and of correct predictions (`correct`)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    correct = (jnp.argmax(logits, -1) == labels).astype(mask.dtype)
+    return {"loss": (ce * mask).sum(), "correct": (correct * mask).sum()}
+
+
+def _accumulate(variables, batch, carry, *, model):
+    logits, features = model.apply(variables, batch["image"])
+    mask = batch["mask"].astype(jnp.float32)
+    labels = batch["label"]
+    sums = classification_sums(logits, labels, mask)
+    r = it.interplay(features, labels, models.head(variables["params"]), mask)
+    n = mask.sum()
+    return {
+        "stats": scatter.update(carry["stats"], features, labels, mask),
+        "moments": nc.update_moments(carry["moments"], features, labels, mask),
+        "loss": carry["loss"] + sums["loss"],
+        "correct": carry["correct"] + sums["correct"],
+        "batch_mir": carry["batch_mir"] + r.mir * n,
+        "batch_hdr": carry["batch_hdr"] + r.hdr * n,
+    }
+
+
+def _agreement(variables, batch, means, *, model):
+    logits, features = model.apply(variables, batch["image"])
+    return (nc.nearest_mean_agreement(features, logits, means) * batch["mask"]).sum()
+
+
+def _finish(variables, carry, agreement, *, method, key):
+    head = models.head(variables["params"])
+    n = carry["stats"].counts.sum()
+    r = scatter.measure(carry["stats"], head, method=method, key=key)
+    return {
+        "loss": carry["loss"] / n,
+        "accuracy": carry["correct"] / n,
+        **{k: v for k, v in r._asdict().items() if k != "h_joint"},
+        "batch_mir": carry["batch_mir"] / n,
+        "batch_hdr": carry["batch_hdr"] / n,
+        **nc.measure_collapse(carry["moments"], head)._asdict(),
+        "nc4": agreement / n,
+    }
+
+
+class Evaluator:
+    """Metrics of one model (`evaluate_one`) or of stacked ones (`evaluate`, one vmap).
+
+    Args:
+      model: a classifier returning `(logits, features)` with a `head` layer.
+      batches: eval batches `{"image", "label", "mask"}` of equal size (already
+        placed on devices, e.g. sharded over a data mesh).
+      num_classes: C.
+      method: whole-split interplay method (`infotheory.scatter.measure`).
+      seed: key of the Lanczos probes.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Sequence[dict],
+        num_classes: int,
+        method: str = "auto",
+        seed: int = 0,
+    ):
+        if not batches:
+            raise ValueError("the eval split is empty.")
+        self.model, self.batches, self.num_classes = model, list(batches), num_classes
+        self.method, self.key = method, jax.random.key(seed)
+
+    def _carry(self, variables) -> dict:
+        _, features = jax.eval_shape(self.model.apply, variables, self.batches[0]["image"])
+        dim = features.shape[-1]
+        zero = jnp.zeros(())
+        return {
+            "stats": scatter.init(self.num_classes, dim),
+            "moments": nc.init_moments(self.num_classes, dim),
+            **dict.fromkeys(("loss", "correct", "batch_mir", "batch_hdr"), zero),
+        }
+
+    def _compiled(self, transform: Callable) -> tuple[Callable, Callable, Callable]:
+        acc = functools.partial(_accumulate, model=self.model)
+        agree = functools.partial(_agreement, model=self.model)
+        fin = functools.partial(_finish, method=self.method, key=self.key)
+        return (
+            jax.jit(transform(acc, in_axes=(0, None, 0))),
+            jax.jit(transform(agree, in_axes=(0, None, 0))),
+            jax.jit(transform(fin, in_axes=0)),
+        )
+
+    @functools.cached_property
+    def _single(self):
+        return self._compiled(lambda f, in_axes: f)
+
+    @functools.cached_property
+    def _batched(self):
+        return self._compiled(jax.vmap)
+
+    def _run(self, variables, carry, fns) -> dict[str, np.ndarray]:
+        acc, agree, fin = fns
+        for batch in self.batches:
+            carry = acc(variables, batch, carry)
+        means = nc.class_means(carry["moments"])
+        agreement = sum(agree(variables, batch, means) for batch in self.batches)
+        return jax.device_get(fin(variables, carry, agreement))
+
+    def evaluate_one(self, variables: dict) -> dict[str, float]:
+        """Metrics of one model's `{"params", "batch_stats"}` (floats)."""
+        values = self._run(variables, self._carry(variables), self._single)
+        return {k: float(v) for k, v in values.items()}
+
+    def evaluate(self, stacked: dict) -> dict[str, np.ndarray]:
+        """Metrics of `K` stacked variables (arrays of shape `(K,)`), one vmap."""
+        num = jax.tree.leaves(stacked)[0].shape[0]
+        one = jax.tree.map(lambda x: x[0], stacked)
+        carry = jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), self._carry(one))
+        return self._run(stacked, carry, self._batched)
