@@ -1,18 +1,29 @@
-# Interplay: `make demo` and `make test` set up .venv themselves.
+# Interplay: `make demo` and `make test` set up .venv themselves, from uv.lock.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3
+UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
+# pip's notes about index locations configured on this machine but absent are not problems.
+QUIET := { grep -v "is neither a file nor a directory" || true; }
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv lock demo test bench lint clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The locked versions (uv.lock), the project itself editable, uv kept beside them (--inexact).
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>&1 | $(QUIET)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --inexact --extra dev
 	touch $(STAMP)
+
+# Re-resolve uv.lock from pyproject.toml (newest versions within its bounds).
+lock: venv
+	$(UV) lock --upgrade
 
 demo: venv
 	$(PY) -m trainers.supervised --config trainers/configs/supervised.py:digits --workdir demo_out/digits

@@ -18,7 +18,7 @@ import time
 import jax
 import numpy as np
 
-from trainers import analyze, data, supervised
+from trainers import analyze, supervised
 from trainers.configs.supervised import get_config
 
 
@@ -40,12 +40,7 @@ def main() -> None:
     run = analyze.Run(workdir)
     variables = [run.variables(s) for s in run.steps]
     stacked = analyze.stack(variables)
-    evaluator = analyze.Evaluator(
-        run.model,
-        run.spec,
-        data.source(run.config.dataset, "test", run.config.data_dir),
-        run.config.eval_batch_size,
-    )
+    evaluator = analyze.test_evaluator(run)
 
     def loop():
         return [evaluator.evaluate_one(v) for v in variables]

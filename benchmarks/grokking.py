@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainers import grokking
+from trainers import grokking, metrics
 from trainers.configs.grokking import get_config
 from trainers.data import modular
+from trainers.state import TrainState, train_step
 
 
 def steps_per_second(run, state, repeats: int) -> tuple[float, object]:
@@ -44,19 +45,18 @@ def main() -> None:
     config = get_config()
     data = modular.load(modular.modular_config(config.p, config.operation, config.train_fraction))
     tokens, labels = jnp.asarray(data["train"]["tokens"]), jnp.asarray(data["train"]["label"])
-    model, tx = grokking.make_model(config), grokking.make_optimizer(config)
-    params = model.init(jax.random.key(0), tokens[:1])["params"]
-    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-
-    step = jax.jit(functools.partial(grokking.train_step, model=model, tx=tx), donate_argnums=0)
+    model, (tx, _) = grokking.make_model(config), grokking.make_optimizer(config)
+    state = TrainState.create(model.init(jax.random.key(0), tokens[:1]), tx)
+    loss_fn = functools.partial(grokking.loss_fn, model=model)
+    step = jax.jit(functools.partial(train_step, loss_fn=loss_fn), donate_argnums=0)
 
     def python_loop(state):
         for _ in range(args.steps):
-            state, _ = step(state, tokens, labels)
+            state, _ = step(state, (tokens, labels))
         return state
 
     fused = jax.jit(
-        functools.partial(grokking.fused_steps, model=model, tx=tx, num_steps=args.steps),
+        functools.partial(grokking.fused_steps, model=model, num_steps=args.steps),
         donate_argnums=0,
     )
     t_loop, state = steps_per_second(python_loop, state, args.repeats)
@@ -68,7 +68,7 @@ def main() -> None:
     if args.grok:
         summary = grokking.train_and_evaluate(config, args.grok)
         print(json.dumps(summary, indent=1))
-        records = [json.loads(line) for line in open(f"{args.grok}/metrics.jsonl")]
+        records = metrics.read(f"{args.grok}/metrics.jsonl")
         at = summary["grokked_at"]
         t = next((r["time"] for r in records if r["step"] == at), None)
         print(f"  time to grok: {t} s at step {at} (target < 600 s)")

@@ -7,6 +7,18 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = pathlib.Path(__file__).parent
 
+# First code cell of every notebook: installs the library unless it is importable already.
+SETUP = new_code_cell(
+    "# Get the library into the runtime. In Colab: put a copy of the repository at\n"
+    "# /content/interplay first (git clone or upload); this cell pip-installs it.\n"
+    "import importlib.util\n"
+    "import subprocess\n"
+    "import sys\n\n"
+    "if importlib.util.find_spec('trainers') is None:\n"
+    "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '/content/interplay'],\n"
+    "                   check=True)"
+)
+
 TRAINING_DYNAMICS = [
     new_markdown_cell(
         "# Training dynamics of the information interplay\n\n"
@@ -16,10 +28,9 @@ TRAINING_DYNAMICS = [
         "Small by default (scikit-learn digits, runs on a laptop CPU in under a minute). "
         "Set `PAPER_SETTING = True` on a TPU/GPU runtime for the papers' CIFAR-10 WRN-28-2 "
         "run (SGD momentum 0.9, weight decay 5e-4, lr 0.03 cosine, batch 64; CIFAR-10 is "
-        "downloaded by TFDS).\n\n"
-        "In Colab, first install the library from a clone of this repository: "
-        "`!pip install -e /content/interplay`."
+        "downloaded by TFDS)."
     ),
+    SETUP,
     new_code_cell(
         "import pathlib\n"
         "import tempfile\n\n"
@@ -40,7 +51,7 @@ TRAINING_DYNAMICS = [
     ),
     new_code_cell("last = supervised.train_and_evaluate(config, workdir)\nlast"),
     new_code_cell(
-        "records = metrics.read(workdir / 'metrics.jsonl')\n"
+        "records = metrics.evals(metrics.read(workdir / 'metrics.jsonl'))\n"
         "print(supervised.summary(records))\n"
         "num_classes = 10 if config.dataset != 'cifar100' else 100\n"
         "print(f'MIR at Neural Collapse: {float(it.nc_mir(num_classes)):.4f}')\n"
@@ -72,6 +83,7 @@ GROKKING = [
         "Small by default (p = 23, under a minute on a CPU). `PAPER_SETTING = True` runs the "
         "papers' p = 113 task (about 10 minutes on a 2-core CPU, far less on an accelerator)."
     ),
+    SETUP,
     new_code_cell(
         "import json\n"
         "import pathlib\n"
@@ -89,12 +101,12 @@ GROKKING = [
     ),
     new_code_cell("display(Image(filename=str(workdir / 'grokking.png')))"),
     new_code_cell(
-        "records = metrics.read(workdir / 'metrics.jsonl')\n"
+        "records = metrics.evals(metrics.read(workdir / 'metrics.jsonl'))\n"
         "for r in records[:: max(1, len(records) // 12)]:\n"
-        "    print(f\"{r['step']:>6}  train acc {r['train/accuracy']:.3f}  \"\n"
+        "    print(f\"{r['step']:>6}  train acc {r['eval_train/accuracy']:.3f}  \"\n"
         "          f\"test acc {r['eval/accuracy']:.3f}  MIR {r['eval/mir']:.3f}  \"\n"
         "          f\"HDR {r['eval/hdr']:.3f}\")\n"
-        "assert records[-1]['train/accuracy'] == 1.0"
+        "assert records[-1]['eval_train/accuracy'] == 1.0"
     ),
 ]
 
@@ -105,6 +117,7 @@ CHECKPOINT_ANALYSIS = [
         "one `vmap` over checkpoints: the trajectory of accuracy, MIR, HDR and NC1–NC4, linear "
         "mode connectivity between the runs, magnitude pruning, and a label-smoothing sweep."
     ),
+    SETUP,
     new_code_cell(
         "import pathlib\n"
         "import tempfile\n\n"

@@ -17,6 +17,13 @@ def matrix_entropy(k):
     return float(-(lam * np.log(lam)).sum())
 
 
+def renyi_entropy(k, alpha):
+    """`log(Σ λ^α) / (1 − α)` over eigenvalues of `K / tr K` above NumPy's rank tolerance."""
+    lam = np.linalg.eigvalsh(np.asarray(k, np.float64) / np.trace(k))
+    lam = lam[lam > len(lam) * np.finfo(np.float64).eps * lam.max()]
+    return float(np.log(np.sum(lam**alpha)) / (1 - alpha))
+
+
 def interplay(features, labels, head):
     """(h_features, h_heads, h_joint, mi, mir, hdr) from three n × n eigendecompositions."""
     k1 = gram(features)

@@ -111,3 +111,31 @@ def test_vmapped_metrics_never_batch_lapack():
         assert not _batched_lapack_calls(measure, stats, ws)
     moments = jax.vmap(lambda f: nc.update_moments(nc.init_moments(4, 3), f, y))(zs)
     assert not _batched_lapack_calls(jax.vmap(nc.measure_collapse), moments, ws)
+
+
+RENYI_ALPHAS = (0.5, 0.9, 1.01, 2.0)
+
+
+def test_float32_renyi_within_1e4_of_float64():
+    rng = np.random.default_rng(0)
+    for n in (128, 512):  # square Gaussian data: a full spectrum down to ~1e-9
+        x = rng.normal(size=(n, n))
+        for alpha in RENYI_ALPHAS:
+            got = it.entropy(x.astype(np.float32), alpha=alpha)
+            want = reference.renyi_entropy(reference.gram(x), alpha)
+            assert abs(float(got) - want) < 1e-4, (n, alpha)
+    z = rng.normal(size=(512, 16))  # rank 16: round-off in a 496-dimensional null space
+    for alpha in RENYI_ALPHAS:
+        got = it.matrix_entropy(it.gram(z.astype(np.float32)), alpha=alpha)
+        assert abs(float(got) - reference.renyi_entropy(reference.gram(z), alpha)) < 1e-4
+
+
+def test_near_collapse_rbf_spectrum_needs_float64():
+    """The documented limit of float32 (`spectral.null_tolerance`) and its remedy."""
+    features, _, _ = reference.etf_features(10, 50, 64)
+    features = features + 0.01 * np.random.default_rng(0).normal(size=features.shape)
+    k = np.exp(-((features[:, None] - features[None]) ** 2).sum(-1) / 2)
+    want = reference.renyi_entropy(k, 0.5)
+    assert abs(float(it.matrix_entropy(k.astype(np.float32), alpha=0.5)) - want) > 1e-2
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(it.matrix_entropy(k, alpha=0.5), want, atol=1e-8)

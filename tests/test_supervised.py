@@ -191,3 +191,16 @@ def test_sweep_over_seeds_and_variants(tmp_path, data_dir):
     )  # seeds differ
     rows = sweep.table(results).splitlines()
     assert rows[2].startswith("| plain (n=2) |") and "±" in rows[3]
+
+
+def test_sweep_validates_every_variant_before_training(tmp_path, data_dir):
+    from trainers import sweep
+
+    base = tiny(data_dir, num_devices=1)
+    for variants, match in (
+        ({"ok": {}, "bad": {"lerning_rate": 0.1}}, "variant 'bad': .*Did you mean 'learning_rate'"),
+        ({"ok": {}, "bad": {"label_smoothing": 2.0}}, "variant 'bad': config.label_smoothing"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sweep.sweep(base, variants, [0, 1], tmp_path)
+        assert not (tmp_path / "ok").exists()  # nothing trained

@@ -37,10 +37,8 @@ SPLITS = {"eval_train": "train", "eval": "test"}  # metric prefix → split
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises `ValueError` naming the first bad config value."""
     modular.modular_config(config.p, config.operation, config.train_fraction, config.split_seed)
-    for key in ("num_steps", "eval_every", "checkpoint_every", "learning_rate", "width"):
-        if not config[key] > 0:
-            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
-    for key in ("num_heads", "head_dim", "mlp_dim"):
+    positive = ("num_steps", "eval_every", "checkpoint_every", "learning_rate", "warmup_steps")
+    for key in (*positive, "width", "num_heads", "head_dim", "mlp_dim"):
         if not config[key] > 0:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     for key in ("num_steps", "checkpoint_every"):
@@ -189,16 +187,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Trains until grokking (plus `steps_after_grok`) or `num_steps`; returns the summary."""
     validate(config)
-    records = loop.run(
-        experiment(config),
-        config,
-        workdir,
-        num_steps=config.num_steps,
-        log_every=config.eval_every,
-        eval_every=config.eval_every,
-        checkpoint_every=config.checkpoint_every,
-        resumable=grokking_config.RESUMABLE,
-    )
+    records = loop.run(experiment(config), config, workdir, grokking_config.RESUMABLE)
     summary = {
         **summarize(records, config.grok_threshold),
         "last_step": records[-1]["step"],

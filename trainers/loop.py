@@ -47,10 +47,11 @@ class Experiment:
       train: `(state, first_step, num_steps) → (state, metrics)`, where metrics
         hold `loss, grad_norm, update_norm, param_norm`, each stacked over the
         `num_steps` steps. Called with consecutive ranges of steps.
-      evaluate: `state → {name: value}`, logged as `eval/<name>`... or under the
-        prefixes the evaluator chooses (keys are written as returned).
+      evaluate: `state → {key: value}`, written into the row as returned (keys
+        start with `eval`, e.g. `eval/accuracy`; `eval/accuracy` and `eval/mir`
+        go on the progress bar).
       learning_rate: `step → learning rate` (the optimizer's schedule).
-      plot: `(records, path)`; called at the end with all records.
+      plot: `(records, workdir)`; called at the end with all records.
       finished: `records → bool`, an early stop checked after each eval.
       close: releases what `train` holds (data iterators).
     """
@@ -127,22 +128,26 @@ def run(
     experiment: Experiment,
     config: ml_collections.ConfigDict,
     workdir: str | pathlib.Path,
-    *,
-    num_steps: int,
-    log_every: int | None,
-    eval_every: int | None,
-    checkpoint_every: int | None,
-    keep_checkpoints: int | None = None,
     resumable: Iterable[str] = (),
 ) -> list[dict]:
-    """Trains `experiment` to `num_steps` (or until it is `finished`); resumes from `workdir`.
+    """Trains `experiment` to `config.num_steps` (or until it is `finished`), resuming.
+
+    The cadence comes from `config`: `num_steps`, `eval_every`, `checkpoint_every`
+    and, where the config has them, `log_every` and `keep_checkpoints` (None:
+    rows only at evals; all checkpoints kept).
 
     Returns:
       All metric records of the run (earlier sessions' included).
     """
     workdir = prepare_workdir(config, workdir, resumable)
+    num_steps, eval_every, checkpoint_every = (
+        config.num_steps,
+        config.eval_every,
+        config.checkpoint_every,
+    )
+    log_every = config.get("log_every")
     state = experiment.init()
-    mngr = checkpoints.manager(workdir / "checkpoints", max_to_keep=keep_checkpoints)
+    mngr = checkpoints.manager(workdir / "checkpoints", max_to_keep=config.get("keep_checkpoints"))
     start, meta = mngr.latest_step() or 0, {"elapsed": 0.0}
     if start:
         state, meta = checkpoints.restore(mngr, start, state)

@@ -219,17 +219,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         raise ValueError(
             f"config.batch_size={config.batch_size} exceeds the {train_size} training examples."
         )
-    records = loop.run(
-        experiment(run),
-        config,
-        workdir,
-        num_steps=config.num_steps,
-        log_every=config.log_every,
-        eval_every=config.eval_every,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
-        resumable=supervised_config.RESUMABLE,
-    )
+    records = loop.run(experiment(run), config, workdir, supervised_config.RESUMABLE)
     return metrics.evals(records)[-1]
 
 

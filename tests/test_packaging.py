@@ -1,0 +1,90 @@
+"""The wheel holds every subpackage and its trainer runs from outside the checkout."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("interplay-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = {
+        str(p.relative_to(ROOT))
+        for package in ("infotheory", "models", "trainers")
+        for p in (ROOT / package).rglob("*.py")
+    }
+    assert {"trainers/data/__init__.py", "trainers/configs/supervised.py"} <= sources
+    assert sources <= names, sorted(sources - names)
+
+    site = tmp_path / "site"  # the wheel alone; its dependencies come from this environment
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "JAX_NUM_CPU_DEVICES": "1",
+        "TFDS_DATA_DIR": str(tmp_path / "tfds"),
+    }
+    config = site / "trainers" / "configs" / "supervised.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers.supervised",
+            f"--config={config}:digits,runlocal",
+            "--workdir",
+            "run",
+            "--config.model=mlp",
+        ],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"written to {pathlib.Path('run')}/" in done.stdout
+    assert (outside / "run" / "dynamics.png").exists()
+    where = subprocess.run(
+        [sys.executable, "-c", "import trainers.data; print(trainers.data.__file__)"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.startswith(str(site))
