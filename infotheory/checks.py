@@ -1,39 +1,71 @@
 """Input validation shared by the public entry points.
 
-Shape and rank checks run always, so jitted and vmapped calls fail at trace
-time. Value checks (finite entries, label range) run only on concrete arrays,
-i.e. when the entry point is called eagerly; under `jit` values are unknown.
+Shape, rank and dtype checks run always, so jitted and vmapped calls fail at
+trace time. Value checks (finite entries, label range, masks, PSD kernels)
+raise `ValueError` when the entry point is called eagerly. On traced values
+they are `checkify.debug_check`s: no-ops under plain `jit` and `vmap`, where
+bad values make the results NaN instead (`poison`), and the same named error
+under `checkify.checkify(f, errors=checkify.user_checks)`.
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
+
+from infotheory.spectral import eigvalsh
 
 
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+def _traced(*xs) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(xs))
+
+
+def check(ok, message: str, **values) -> None:
+    """`ok` must hold: eagerly a `ValueError`, traced a `checkify.debug_check`.
+
+    Args:
+      ok: boolean scalar (array or traced).
+      message: the error, a `str.format` template over `values`.
+      **values: scalars shown in the message (computed only when needed eagerly).
+    """
+    if _traced(ok, values):
+        checkify.debug_check(ok, message, **values)
+        return
+    with jax.ensure_compile_time_eval():
+        if not bool(ok):
+            raise ValueError(message.format(**{k: np.asarray(v).item() for k, v in values.items()}))
+
+
+def poison(tree, ok):
+    """`tree` with every leaf NaN where `ok` is False: bad input never reads as a number."""
+    return jax.tree.map(lambda x: jnp.where(ok, x, jnp.nan), tree)
+
+
+def _dtype(x):
+    """The dtype of an array, or of a nested Python list as NumPy reads it."""
+    return jnp.result_type(x) if hasattr(x, "dtype") else np.asarray(x).dtype
 
 
 def check_rank(name: str, x, rank: int) -> None:
-    """Raises `ValueError` unless `x` has `rank` axes."""
+    """Raises `ValueError` unless `x` is a real (non-complex) array with `rank` axes."""
     if jnp.ndim(x) != rank:
         raise ValueError(f"{name} must have rank {rank}, got shape {jnp.shape(x)}.")
+    dtype = _dtype(x)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must be real, got dtype {dtype}.")
 
 
 def check_finite(name: str, x) -> None:
-    """Raises `ValueError` if a concrete `x` holds NaN or Inf."""
-    if not _concrete(x):
-        return
-    with jax.ensure_compile_time_eval():
-        finite = bool(jnp.all(jnp.isfinite(x)))
-    if not finite:
-        raise ValueError(f"{name} contains NaN or Inf values.")
+    """`x` holds no NaN or Inf."""
+    check(jnp.all(jnp.isfinite(jnp.asarray(x))), f"{name} contains NaN or Inf values.")
 
 
 def check_samples(name: str, x) -> None:
-    """Raises `ValueError` unless `x` is a finite `(n, d)` matrix with n ≥ 2 and d ≥ 1."""
+    """`x` is a finite `(n, d)` matrix with n ≥ 2 and d ≥ 1."""
     check_rank(name, x, 2)
     n, d = jnp.shape(x)
     if n < 2:
@@ -52,49 +84,121 @@ def check_paired(name_a: str, a, name_b: str, b) -> None:
         )
 
 
-def check_square(name: str, k) -> None:
-    """Raises `ValueError` unless `k` is a finite square matrix."""
+def kernel_symmetric(k: jax.Array) -> jax.Array:
+    """`max |K − Kᵀ| ≤ √eps · max |K|`: symmetric up to round-off."""
+    eps = float(jnp.finfo(k.dtype).eps)
+    return jnp.max(jnp.abs(k - k.T)) <= math.sqrt(eps) * jnp.max(jnp.abs(k))
+
+
+def check_kernel(name: str, k) -> None:
+    """`k` is a finite square, symmetric, PSD matrix with positive trace.
+
+    Symmetry and PSD hold up to round-off: `|K − Kᵀ| ≤ √eps · max|K|` and
+    `λ_min ≥ −n · eps · λ_max`.
+    """
     check_rank(name, k, 2)
     if jnp.shape(k)[0] != jnp.shape(k)[1]:
         raise ValueError(f"{name} must be square, got shape {jnp.shape(k)}.")
     check_finite(name, k)
+    k = jnp.asarray(k)
+    k = k.astype(jnp.promote_types(k.dtype, jnp.float32))
+    eps = float(jnp.finfo(k.dtype).eps)
+    scale = jnp.max(jnp.abs(k))
+    check(
+        jnp.trace(k) > 0,
+        f"{name} must have a positive trace (a PSD kernel), got {{trace}}.",
+        trace=jnp.trace(k),
+    )
+    check(
+        jnp.max(jnp.abs(k - k.T)) <= math.sqrt(eps) * scale,
+        f"{name} must be symmetric; max |K − Kᵀ| is {{asym}}.",
+        asym=jnp.max(jnp.abs(k - k.T)),
+    )
+    lam = eigvalsh((k + k.T) / 2)
+    check(
+        lam[0] >= -k.shape[0] * eps * jnp.maximum(lam[-1], 0),
+        f"{name} must be positive semi-definite; its smallest eigenvalue is {{low}}.",
+        low=lam[0],
+    )
+
+
+def labels_valid(labels, num_classes: int) -> jax.Array:
+    """True when every label lies in `[0, num_classes)`."""
+    labels = jnp.asarray(labels)
+    return jnp.all((labels >= 0) & (labels < num_classes))
 
 
 def check_labels(labels, num_classes: int, num_samples: int | None = None) -> None:
-    """Raises `ValueError` unless `labels` are integers in `[0, num_classes)`."""
+    """`labels` are `(n,)` integers in `[0, num_classes)`."""
     check_rank("labels", labels, 1)
-    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-        raise ValueError(f"labels must be integers, got dtype {jnp.result_type(labels)}.")
+    if not jnp.issubdtype(_dtype(labels), jnp.integer):
+        raise ValueError(f"labels must be integers, got dtype {_dtype(labels)}.")
     if num_samples is not None and jnp.shape(labels)[0] != num_samples:
         raise ValueError(
             f"labels has {jnp.shape(labels)[0]} entries but features has {num_samples} rows."
         )
-    if _concrete(labels) and jnp.size(labels):
-        with jax.ensure_compile_time_eval():
-            lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"labels must lie in [0, {num_classes}), got values in [{lo}, {hi}].")
+    if jnp.size(labels):
+        labels = jnp.asarray(labels)
+        check(
+            labels_valid(labels, num_classes),
+            f"labels must lie in [0, {num_classes}), got values in [{{lo}}, {{hi}}].",
+            lo=jnp.min(labels),
+            hi=jnp.max(labels),
+        )
 
 
-def check_head(head, num_classes: int | None = None) -> int:
-    """Validates a `(C, d)` head and returns C."""
+def check_head(head, num_classes: int | None = None, width: int | None = None) -> int:
+    """Validates a finite `(C, d)` head (C ≥ 2, and d = `width` when given); returns C."""
     check_rank("head", head, 2)
-    c = jnp.shape(head)[0]
+    c, d = jnp.shape(head)
+    kernel_hint = "head rows are classes: for a Flax Dense kernel (d, C) pass kernel.T"
     if c < 2:
         raise ValueError(f"head needs at least 2 classes (rows), got {c}.")
     if num_classes is not None and num_classes != c:
         raise ValueError(
-            f"num_classes={num_classes} disagrees with head of shape {jnp.shape(head)}: "
-            "head rows are classes (for a Flax Dense kernel (d, C) pass kernel.T)."
+            f"num_classes={num_classes} disagrees with head of shape {(c, d)}: {kernel_hint}."
+        )
+    if width is not None and d != width:
+        raise ValueError(
+            f"head of shape {(c, d)} does not match features of width {width}: {kernel_hint}; "
+            "for a head of another width on purpose, pass match_width=False."
         )
     check_finite("head", head)
     return c
 
 
-def check_mask(mask, num_samples: int) -> None:
-    """Raises `ValueError` unless `mask` is an `(n,)` vector of booleans or 0/1 values."""
+def mask_valid(mask, min_kept: int = 2) -> jax.Array:
+    """True when `mask` holds only 0/1 values and keeps at least `min_kept` samples."""
+    mask = jnp.asarray(mask, jnp.float32)
+    return jnp.all((mask == 0) | (mask == 1)) & (jnp.sum(mask) >= min_kept)
+
+
+def check_mask(mask, num_samples: int, min_kept: int = 2) -> None:
+    """`mask` is an `(n,)` vector of booleans or 0/1 values keeping at least `min_kept`."""
     check_rank("mask", mask, 1)
     if jnp.shape(mask)[0] != num_samples:
         raise ValueError(f"mask has {jnp.shape(mask)[0]} entries, expected {num_samples}.")
-    if _concrete(mask) and not np.isin(np.asarray(mask, dtype=np.float64), (0, 1)).all():
-        raise ValueError("mask entries must be booleans or 0/1 (1 keeps a sample).")
+    mask = jnp.asarray(mask, jnp.float32)
+    check(
+        jnp.all((mask == 0) | (mask == 1)),
+        "mask entries must be booleans or 0/1 (1 keeps a sample).",
+    )
+    check(
+        jnp.sum(mask) >= min_kept,
+        f"mask keeps {{kept}} samples; at least {min_kept} are needed.",
+        kept=jnp.sum(mask).astype(jnp.int32),
+    )
+
+
+def check_alpha(alpha) -> None:
+    """The Rényi order is a static, finite, positive Python number."""
+    if isinstance(alpha, jax.core.Tracer):
+        raise ValueError(
+            "alpha must be a static Python number (it selects the computation); "
+            "under jit mark it static, e.g. jax.jit(f, static_argnames='alpha')."
+        )
+    if not (isinstance(alpha, int | float | np.number) and 0 < alpha < math.inf):
+        raise ValueError(
+            f"alpha must be a positive finite number, got {alpha!r} "
+            "(the min-entropy α = ∞ is not supported)."
+        )

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from infotheory import checks
 from infotheory.gram import as_float
 from infotheory.spectral import psd_pinv
 
@@ -48,15 +49,21 @@ def init_moments(num_classes: int, dim: int, dtype=jnp.float32) -> ClassMoments:
 def update_moments(
     m: ClassMoments, features: ArrayLike, labels: ArrayLike, mask: ArrayLike | None = None
 ) -> ClassMoments:
-    """Adds a batch of (raw, unnormalized) features. Jittable."""
+    """Adds a batch of (raw, unnormalized) features. Jittable.
+
+    Labels outside `[0, C)` make the counts (hence NC1–NC3) NaN; non-finite
+    features propagate.
+    """
     z = as_float(features).astype(m.sums.dtype)
-    onehot = jax.nn.one_hot(labels, m.counts.shape[0], dtype=z.dtype)
+    num_classes = m.counts.shape[0]
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)
     if mask is not None:
         w = jnp.asarray(mask, z.dtype)
         onehot, z_w = onehot * w[:, None], z * w[:, None]
     else:
         z_w = z
-    return ClassMoments(m.counts + onehot.sum(0), m.sums + onehot.T @ z, m.second + z_w.T @ z)
+    counts = checks.poison(onehot.sum(0), checks.labels_valid(labels, num_classes))
+    return ClassMoments(m.counts + counts, m.sums + onehot.T @ z, m.second + z_w.T @ z)
 
 
 def class_means(m: ClassMoments) -> jax.Array:

@@ -21,8 +21,16 @@ from infotheory.results import Interplay
 from infotheory.scatter import head_entropy
 
 
+def _check_classes(num_classes) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
+        raise ValueError(f"num_classes must be an integer, got {num_classes!r}.")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+
+
 def etf_gram(num_classes: int) -> jax.Array:
     """`ℰ(−1/(C−1))`: ones on the diagonal, `−1/(C−1)` off it."""
+    _check_classes(num_classes)
     c = num_classes
     return (c * jnp.eye(c) - jnp.ones((c, c))) / (c - 1)
 
@@ -30,14 +38,20 @@ def etf_gram(num_classes: int) -> jax.Array:
 def simplex_etf(num_classes: int, dim: int, key: jax.Array) -> jax.Array:
     """`(C, dim)` unit rows of a randomly rotated simplex ETF: `⟨wᵢ, wⱼ⟩ = −1/(C−1)`.
 
-    Needs `dim ≥ C − 1`.
+    Args:
+      num_classes: C ≥ 2.
+      dim: `dim ≥ C − 1`.
+      key: a PRNG key (`jax.random.key(seed)`) for the random rotation.
 
     >>> w = simplex_etf(3, 5, jax.random.key(0))
     >>> bool(jnp.allclose(w @ w.T, etf_gram(3), atol=1e-6))
     True
     """
-    if num_classes < 2 or dim < num_classes - 1:
+    _check_classes(num_classes)
+    if dim < num_classes - 1:
         raise ValueError(f"a simplex ETF of {num_classes} classes needs dim ≥ C−1, got {dim}.")
+    if not (isinstance(key, jax.Array) and key.shape in ((), (2,))) or isinstance(key, int):
+        raise ValueError(f"key must be a PRNG key, e.g. jax.random.key(0), got {key!r}.")
     # Orthonormal basis of the centered subspace {x: Σx = 0} of R^C.
     centered = np.eye(num_classes) - 1 / num_classes
     basis = np.linalg.svd(centered)[0][:, : num_classes - 1]
@@ -54,8 +68,7 @@ def nc_interplay(num_classes: int, counts: ArrayLike | None = None) -> Interplay
         by the convention of `infotheory.ratios`).
       counts: optional `(C,)` class counts (balanced when omitted).
     """
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+    _check_classes(num_classes)
     counts = jnp.ones(num_classes) if counts is None else jnp.asarray(counts, jnp.float32)
     if counts.shape != (num_classes,) or not bool(jnp.all(counts >= 0) & (counts.sum() > 0)):
         raise ValueError(f"counts must be {num_classes} non-negative numbers, not all zero.")
@@ -75,8 +88,7 @@ def nc_mir(num_classes: int, counts: ArrayLike | None = None) -> jax.Array:
     """
     if counts is not None:
         return nc_interplay(num_classes, counts).mir
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+    _check_classes(num_classes)
     if num_classes == 2:
         return jnp.zeros(())
     c = num_classes

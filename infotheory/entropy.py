@@ -29,27 +29,30 @@ def density(k: jax.Array) -> jax.Array:
 
 
 def density_entropy(rho: jax.Array, alpha: float = 1.0) -> jax.Array:
-    """Entropy of a unit-trace PSD `rho`: von Neumann at α = 1, Rényi-α otherwise."""
+    """Entropy of a unit-trace PSD `rho`: von Neumann at α = 1, Rényi-α otherwise.
+
+    NaN when `rho` has a non-finite entry (eigensolvers may return finite garbage).
+    """
+    finite = jnp.all(jnp.isfinite(rho))
+    rho = jnp.where(finite, rho, 0)
     if alpha == 1:
-        return trace_function(1.0, rho)
+        return checks.poison(trace_function(1.0, rho), finite)
     # Σλ² = ‖ρ‖_F²: α = 2 needs no eigendecomposition.
     power_sum = jnp.sum(rho * rho) if alpha == 2 else trace_function(float(alpha), rho)
     positive = power_sum > 0
-    return jnp.where(positive, jnp.log(jnp.where(positive, power_sum, 1)), 0) / (1 - alpha)
-
-
-def _check_alpha(alpha: float) -> None:
-    if not alpha > 0:
-        raise ValueError(f"alpha must be positive, got {alpha}.")
+    h = jnp.where(positive, jnp.log(jnp.where(positive, power_sum, 1)), 0) / (1 - alpha)
+    return checks.poison(h, finite)
 
 
 def matrix_entropy(k: ArrayLike, alpha: float = 1.0) -> jax.Array:
     """Matrix entropy `H(K) = -Σ λᵢ log λᵢ`, λ the eigenvalues of `K / tr K`.
 
     Args:
-      k: PSD matrix `(n, n)`, e.g. a unit-diagonal Gram `G(Z)`.
-      alpha: Rényi order; 1 (default) is the von Neumann entropy of the papers.
-        `alpha=2` is `-log ‖K/tr K‖_F²` and needs no eigendecomposition.
+      k: PSD matrix `(n, n)`, e.g. a unit-diagonal Gram `G(Z)`: symmetric and PSD
+        up to round-off, with positive trace (else `ValueError`; NaN under jit).
+      alpha: Rényi order, a static positive finite Python number; 1 (default) is
+        the von Neumann entropy of the papers. `alpha=2` is `-log ‖K/tr K‖_F²`
+        and needs no eigendecomposition.
 
     Returns:
       Entropy in nats, in `[0, log n]`.
@@ -57,9 +60,11 @@ def matrix_entropy(k: ArrayLike, alpha: float = 1.0) -> jax.Array:
     >>> round(float(matrix_entropy(jnp.eye(4))), 4)  # log 4
     1.3863
     """
-    _check_alpha(alpha)
-    checks.check_square("k", k)
-    return density_entropy(density(as_float(k)), alpha)
+    checks.check_alpha(alpha)
+    checks.check_kernel("k", k)
+    k = as_float(k)
+    h = density_entropy(density(k), alpha)  # NaN if not PSD (`trace_function`)
+    return checks.poison(h, checks.kernel_symmetric(k) & (jnp.trace(k) > 0))
 
 
 def row_density(x: jax.Array) -> jax.Array:
@@ -80,7 +85,7 @@ def entropy(x: ArrayLike, alpha: float = 1.0) -> jax.Array:
     >>> round(float(entropy(jnp.eye(3))), 4)  # orthogonal rows: log 3
     1.0986
     """
-    _check_alpha(alpha)
+    checks.check_alpha(alpha)
     checks.check_samples("x", x)
     return density_entropy(row_density(normalize(x)), alpha)
 
@@ -92,8 +97,8 @@ def mutual_information(k1: ArrayLike, k2: ArrayLike) -> jax.Array:
     >>> bool(jnp.isclose(mutual_information(k, jnp.eye(2)), matrix_entropy(k)))  # MI(K, I) = H(K)
     True
     """
-    checks.check_square("k1", k1)
-    checks.check_square("k2", k2)
+    checks.check_kernel("k1", k1)
+    checks.check_kernel("k2", k2)
     if jnp.shape(k1) != jnp.shape(k2):
         raise ValueError(f"k1 and k2 differ in shape: {jnp.shape(k1)} vs {jnp.shape(k2)}.")
     k1, k2 = as_float(k1), as_float(k2)
@@ -119,7 +124,8 @@ class Ratios(NamedTuple):
 
 def _safe_ratio(num: jax.Array, den: jax.Array, tol: float) -> jax.Array:
     ok = den > tol
-    return jnp.where(ok, jnp.clip(num / jnp.where(ok, den, 1), 0, 1), 0)
+    ratio = jnp.where(ok, jnp.clip(num / jnp.where(ok, den, 1), 0, 1), 0)
+    return checks.poison(ratio, jnp.isfinite(num) & jnp.isfinite(den))
 
 
 def ratios(h1: jax.Array, h2: jax.Array, h_joint: jax.Array) -> Ratios:
@@ -127,13 +133,16 @@ def ratios(h1: jax.Array, h2: jax.Array, h_joint: jax.Array) -> Ratios:
 
     Convention: a matrix of zero entropy (rank one, e.g. C = 2 at collapse)
     shares no information, so MIR = 0 when `min(H₁, H₂)` is zero, and HDR = 0
-    when both are. The ratios are clipped to their theoretical range [0, 1].
+    when both are. MI is clipped to its theoretical range `[0, min(H₁, H₂)]`
+    (round-off can leave it slightly outside) and the ratios to [0, 1], so `mi`
+    and `mir` always agree. NaN entropies give NaN everywhere.
     """
     tol = zero_entropy_tolerance(h1.dtype)
-    mi = h1 + h2 - h_joint
+    low = jnp.minimum(h1, h2)
+    mi = jnp.clip(h1 + h2 - h_joint, 0, jnp.maximum(low, 0))
     return Ratios(
         mi=mi,
-        mir=_safe_ratio(mi, jnp.minimum(h1, h2), tol),
+        mir=_safe_ratio(mi, low, tol),
         hdr=_safe_ratio(jnp.abs(h1 - h2), jnp.maximum(h1, h2), tol),
     )
 

@@ -19,20 +19,16 @@ from infotheory.results import Interplay
 from infotheory.sharding import replicate
 
 
-def _validate(features, labels, head, mask) -> None:
+def _validate(features, labels, head, mask, match_width: bool) -> None:
     checks.check_samples("features", features)
-    num_classes = checks.check_head(head)
+    num_classes = checks.check_head(head, width=jnp.shape(features)[1] if match_width else None)
     checks.check_labels(labels, num_classes, jnp.shape(features)[0])
     if mask is not None:
         checks.check_mask(mask, jnp.shape(features)[0])
 
 
-@jax.jit
-def _interplay(features, labels, head, mask) -> Interplay:
-    # A batch is small: replicate it so that the eigendecompositions run unsharded.
-    features, labels, mask = replicate(as_float(features)), replicate(labels), replicate(mask)
-    head = as_float(head).astype(features.dtype)
-    zn = normalize(features) * mask[:, None]
+def _from_normalized(zn, labels, head, mask) -> Interplay:
+    """The interplay of unit (or zero, masked) rows `zn`: the computation behind `interplay`."""
     num_classes = head.shape[0]
     onehot = jax.nn.one_hot(labels, num_classes, dtype=zn.dtype) * mask[:, None]
     g_head = gram(head)
@@ -49,8 +45,22 @@ def _interplay(features, labels, head, mask) -> Interplay:
     return Interplay.from_entropies(h_features, h_heads, h_joint)
 
 
+@jax.jit
+def _interplay(features, labels, head, mask) -> Interplay:
+    # A batch is small: replicate it so that the eigendecompositions run unsharded.
+    features, labels, mask = replicate(as_float(features)), replicate(labels), replicate(mask)
+    head = as_float(head).astype(features.dtype)
+    r = _from_normalized(normalize(features) * mask[:, None], labels, head, mask)
+    return checks.poison(r, checks.labels_valid(labels, head.shape[0]) & checks.mask_valid(mask))
+
+
 def interplay(
-    features: ArrayLike, labels: ArrayLike, head: ArrayLike, mask: ArrayLike | None = None
+    features: ArrayLike,
+    labels: ArrayLike,
+    head: ArrayLike,
+    mask: ArrayLike | None = None,
+    *,
+    match_width: bool = True,
 ) -> Interplay:
     """Interplay between a batch's features and its labels' head vectors.
 
@@ -61,23 +71,28 @@ def interplay(
     Args:
       features: `(n, d)` penultimate representations.
       labels: `(n,)` integer classes in `[0, C)`.
-      head: `(C, d')` class vectors as rows (a Flax Dense kernel is `(d, C)`:
+      head: `(C, d)` class vectors as rows (a Flax Dense kernel is `(d, C)`:
         pass `kernel.T`).
-      mask: optional `(n,)` 0/1 mask; masked-out samples are dropped (e.g.
-        unconfident pseudo-labels).
+      mask: optional `(n,)` 0/1 mask keeping at least 2 samples; masked-out
+        samples are dropped (e.g. unconfident pseudo-labels).
+      match_width: require the head's width to equal the features' `d`, which
+        catches a kernel passed untransposed; False compares with a head of
+        another width on purpose (e.g. hidden activations vs the unembedding).
 
     Returns:
-      `Interplay(h_features, h_heads, h_joint, mi, mir, hdr)`.
+      `Interplay(h_features, h_heads, h_joint, mi, mir, hdr, mi_stderr)`.
 
     Raises:
-      ValueError: on wrong shapes, fewer than 2 samples, labels outside
-        `[0, C)` or non-finite values (value checks only when called eagerly).
+      ValueError: on wrong shapes or dtypes, fewer than 2 samples, labels
+        outside `[0, C)` or non-finite values. Under `jit`/`vmap` only shape
+        errors are raised; bad values make the result NaN, and
+        `checkify.checkify(f, errors=checkify.user_checks)` names them.
 
     >>> head = jnp.eye(3)
     >>> r = interplay(head, jnp.arange(3), head)  # features equal their heads
     >>> round(float(r.mir), 4), round(float(r.hdr), 4)
     (1.0, 0.0)
     """
-    _validate(features, labels, head, mask)
+    _validate(features, labels, head, mask, match_width)
     mask = jnp.ones(jnp.shape(features)[0]) if mask is None else jnp.asarray(mask)
-    return _interplay(features, labels, head, mask.astype(jnp.float32))
+    return _interplay(features, jnp.asarray(labels), head, mask.astype(jnp.float32))

@@ -24,6 +24,7 @@ def interplay_regularizer(
     mi_weight: float,
     hdr_weight: float,
     mask: ArrayLike | None = None,
+    match_width: bool = True,
 ) -> jax.Array:
     """`−mi_weight · MI + hdr_weight · |h_features − h_heads|` for one batch.
 
@@ -38,9 +39,11 @@ def interplay_regularizer(
       mi_weight: λ_mi ≥ 0.
       hdr_weight: λ_hd ≥ 0.
       mask: optional `(n,)` 0/1 mask of samples to use (e.g. confident pseudo-labels).
+      match_width: see `infotheory.interplay`.
 
     Returns:
-      Scalar regularizer.
+      Scalar regularizer; 0 when a traced `mask` keeps fewer than 2 samples (no
+      confident pseudo-label yet: no term, and no NaN into the loss).
 
     >>> import optax
     >>> logits, features = jnp.zeros((4, 3)), jnp.eye(4, 3)
@@ -52,5 +55,8 @@ def interplay_regularizer(
     """
     if mi_weight < 0 or hdr_weight < 0:
         raise ValueError(f"weights must be non-negative, got {mi_weight=}, {hdr_weight=}.")
-    r = interplay(features, labels, head, mask)
-    return -mi_weight * r.mi + hdr_weight * jnp.abs(r.h_features - r.h_heads)
+    r = interplay(features, labels, head, mask, match_width=match_width)
+    term = -mi_weight * r.mi + hdr_weight * jnp.abs(r.h_features - r.h_heads)
+    if mask is None:
+        return term
+    return jnp.where(jnp.sum(jnp.asarray(mask, jnp.float32)) >= 2, term, 0.0)

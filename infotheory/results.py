@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from infotheory.entropy import ratios
 
@@ -19,6 +20,9 @@ class Interplay(NamedTuple):
       mi: `h_features + h_heads − h_joint`.
       mir: `mi / min(h_features, h_heads)` ∈ [0, 1].
       hdr: `|h_features − h_heads| / max(h_features, h_heads)` ∈ [0, 1].
+      mi_stderr: standard error of `h_joint`, hence of `mi`, when it is a
+        stochastic (Lanczos) estimate; 0 when exact. MIR's is
+        `mi_stderr / min(h_features, h_heads)`.
     """
 
     h_features: jax.Array
@@ -27,8 +31,10 @@ class Interplay(NamedTuple):
     mi: jax.Array
     mir: jax.Array
     hdr: jax.Array
+    mi_stderr: jax.Array
 
     @classmethod
-    def from_entropies(cls, h_features, h_heads, h_joint) -> Interplay:
+    def from_entropies(cls, h_features, h_heads, h_joint, mi_stderr=None) -> Interplay:
         r = ratios(h_features, h_heads, h_joint)
-        return cls(h_features, h_heads, h_joint, r.mi, r.mir, r.hdr)
+        stderr = jnp.zeros_like(r.mi) if mi_stderr is None else mi_stderr
+        return cls(h_features, h_heads, h_joint, r.mi, r.mir, r.hdr, stderr)

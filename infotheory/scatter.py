@@ -49,6 +49,10 @@ class ClassScatter(NamedTuple):
 
 def init(num_classes: int, dim: int, dtype: jnp.dtype = jnp.float32) -> ClassScatter:
     """Empty statistics for `num_classes` classes of `dim`-dimensional features."""
+    if not (isinstance(num_classes, int) and isinstance(dim, int) and num_classes > 0 and dim > 0):
+        raise ValueError(
+            f"num_classes and dim must be positive integers, got {num_classes}, {dim}."
+        )
     return ClassScatter(jnp.zeros((num_classes, dim, dim), dtype), jnp.zeros((num_classes,), dtype))
 
 
@@ -57,21 +61,26 @@ def update(
 ) -> ClassScatter:
     """Adds a batch `(n, d)` with labels `(n,)` (and optional 0/1 `mask`) to `stats`.
 
-    Jittable; labels outside `[0, C)` contribute nothing.
+    Jittable. Eagerly, bad values raise `ValueError`; under `jit` a non-finite
+    feature or a label outside `[0, C)` makes the statistics (hence every
+    measure of them) NaN.
     """
     checks.check_rank("features", features, 2)
     num_classes, dim, _ = stats.scatter.shape
     if jnp.shape(features)[1] != dim:
         raise ValueError(f"features have dim {jnp.shape(features)[1]}, stats expect {dim}.")
+    checks.check_finite("features", features)
     checks.check_labels(labels, num_classes, jnp.shape(features)[0])
     onehot = jax.nn.one_hot(labels, num_classes, dtype=stats.scatter.dtype)
     if mask is not None:
+        checks.check_mask(mask, jnp.shape(features)[0], min_kept=0)
         onehot = onehot * jnp.asarray(mask, onehot.dtype)[:, None]
     zn = normalize(features).astype(stats.scatter.dtype)
     out = replicated_like(zn)  # sums over a sharded batch: all-reduce to every device
+    counts = jnp.einsum("nc->c", onehot, out_sharding=out)
     return ClassScatter(
         stats.scatter + jnp.einsum("nc,nd,ne->cde", onehot, zn, zn, out_sharding=out),
-        stats.counts + jnp.einsum("nc->c", onehot, out_sharding=out),
+        stats.counts + checks.poison(counts, checks.labels_valid(labels, num_classes)),
     )
 
 
@@ -151,7 +160,6 @@ def choose_method(dim: int, num_classes: int) -> str:
     return "exact" if dim * num_classes <= EXACT_MAX_DIM else "lanczos"
 
 
-@functools.partial(jax.jit, static_argnames=("method", "num_probes", "num_matvecs"))
 def measure(
     stats: ClassScatter,
     head: ArrayLike,
@@ -160,34 +168,51 @@ def measure(
     key: jax.Array | None = None,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    match_width: bool = True,
 ) -> Interplay:
-    """Interplay of the accumulated features against `head` `(C, d')`. Jitted.
+    """Interplay of the accumulated features against `head` `(C, d')` (jitted inside).
 
     Args:
       stats: accumulated `ClassScatter`.
-      head: class vectors as rows.
+      head: class vectors as rows, `(C, d)` (a Flax Dense kernel: pass `kernel.T`).
       method: `"exact"` (eigendecompose the `(dC, dC)` dual), `"lanczos"`
-        (stochastic Lanczos quadrature; needs `key`) or `"auto"` (`choose_method`).
-      key: PRNG key for the Lanczos probes.
+        (stochastic Lanczos quadrature) or `"auto"` (`choose_method`).
+      key: PRNG key for the Lanczos probes (default `jax.random.key(0)`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
+      match_width: require `d' = d`; False measures against a head of another
+        width on purpose (only `G(W)` enters).
+
+    Returns:
+      `Interplay`; `mi_stderr` is the Lanczos probe standard error (0 when exact).
+      NaN when the statistics hold non-finite values (bad features or labels
+      accumulated under `jit`).
     """
-    g_head = gram(as_float(head).astype(stats.scatter.dtype))
+    num_classes, dim, _ = stats.scatter.shape
+    checks.check_head(head, num_classes, dim if match_width else None)
     if method == "auto":
-        method = choose_method(stats.scatter.shape[1], stats.scatter.shape[0])
+        method = choose_method(dim, num_classes)
+    if method not in ("exact", "lanczos"):
+        raise ValueError(f'method must be "exact", "lanczos" or "auto", got {method!r}.')
+    key = jax.random.key(0) if key is None else key
+    return _measure(stats, head, key, method, num_probes, num_matvecs)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _measure(stats, head, key, method, num_probes, num_matvecs) -> Interplay:
+    g_head = gram(as_float(head).astype(stats.scatter.dtype))
+    stderr = None
     if method == "exact":
         h_joint = joint_entropy_exact(stats, g_head)
-    elif method == "lanczos":
-        if key is None:
-            raise ValueError('method="lanczos" needs a PRNG key.')
-        h_joint, _ = joint_entropy_lanczos(
+    else:
+        h_joint, stderr = joint_entropy_lanczos(
             stats, g_head, key, num_probes=num_probes, num_matvecs=num_matvecs
         )
-    else:
-        raise ValueError(f'method must be "exact", "lanczos" or "auto", got {method!r}.')
-    return Interplay.from_entropies(
-        features_entropy(stats), head_entropy(stats.counts, g_head), h_joint
+    r = Interplay.from_entropies(
+        features_entropy(stats), head_entropy(stats.counts, g_head), h_joint, stderr
     )
+    finite = jnp.all(jnp.isfinite(stats.scatter)) & jnp.all(jnp.isfinite(stats.counts))
+    return checks.poison(r, finite)
 
 
 _update = jax.jit(update, donate_argnums=0)
@@ -202,6 +227,7 @@ def dataset_interplay(
     key: jax.Array | None = None,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    match_width: bool = True,
     progress: bool = False,
 ) -> Interplay:
     """Exact whole-dataset interplay from `(features, labels)` batches.
@@ -214,17 +240,18 @@ def dataset_interplay(
       head: `(C, d')` class vectors as rows (a Flax Dense kernel `(d, C)`: pass `kernel.T`).
       num_classes: C; must equal `head.shape[0]`.
       method: `"exact"`, `"lanczos"` or `"auto"` (exact when `d·C ≤ EXACT_MAX_DIM`).
-      key: PRNG key for Lanczos (default `jax.random.key(0)`).
+      key: PRNG key for Lanczos (default `jax.random.key(0)`, as in `measure`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
+      match_width: require the head's width to equal the features' (see `measure`).
       progress: show a tqdm bar over batches.
 
     Returns:
-      `Interplay` of the whole dataset.
+      `Interplay` of the whole dataset (`mi_stderr` > 0 for a Lanczos estimate).
 
     >>> z = jnp.eye(4)
     >>> r = dataset_interplay([(z[:2], jnp.array([0, 1])), (z[2:], jnp.array([0, 1]))],
-    ...                       jnp.eye(2), num_classes=2)
+    ...                       jnp.eye(2, 4), num_classes=2)
     >>> round(float(r.h_features), 4), round(float(r.h_heads), 4)  # log 4, log 2
     (1.3863, 0.6931)
     """
@@ -240,7 +267,12 @@ def dataset_interplay(
         stats = _update(stats, features, labels)
     if stats is None or float(stats.counts.sum()) < 2:
         raise ValueError("dataset_interplay needs at least 2 samples in total.")
-    key = jax.random.key(0) if key is None else key
     return measure(
-        stats, head, method=method, key=key, num_probes=num_probes, num_matvecs=num_matvecs
+        stats,
+        head,
+        method=method,
+        key=key,
+        num_probes=num_probes,
+        num_matvecs=num_matvecs,
+        match_width=match_width,
     )

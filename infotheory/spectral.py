@@ -117,9 +117,15 @@ def trace_function(alpha: float, m: jax.Array) -> jax.Array:
       m: symmetric PSD matrix `(k, k)`.
 
     Returns:
-      The scalar trace `tr f(m)`.
+      The scalar trace `tr f(m)`; NaN when `m` is not PSD beyond round-off
+      (an eigenvalue below `−k · eps · max λ`).
     """
-    return jnp.sum(_f(alpha, eigvalsh(m)))
+    return _trace(alpha, eigvalsh(m))
+
+
+def _trace(alpha: float, lam: jax.Array) -> jax.Array:
+    psd = lam[0] >= -rank_tolerance(jnp.abs(lam))
+    return jnp.where(psd, jnp.sum(_f(alpha, lam)), jnp.nan)
 
 
 @trace_function.defjvp
@@ -127,7 +133,7 @@ def _trace_function_jvp(alpha, primals, tangents):
     (m,), (dm,) = primals, tangents
     lam, u = eigh(m)
     grad = (u * _f_prime(alpha, lam)) @ u.T
-    return jnp.sum(_f(alpha, lam)), jnp.sum(grad * dm)
+    return _trace(alpha, lam), jnp.sum(grad * dm)
 
 
 @jax.custom_jvp

@@ -131,3 +131,15 @@ def test_missing_empty_and_unreadable_checkpoints(runs, tmp_path, capsys):
     assert [r["step"] for r in records] == [20, 60]
     out = capsys.readouterr().out
     assert "unreadable checkpoint at step 40: " in out  # with the underlying error
+
+
+def test_a_diverged_checkpoint_reads_nan_and_is_reported(runs, capsys):
+    run = analyze.Run(runs / "a")
+    good = run.variables(60)
+    diverged = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), good)
+    values = analyze.test_evaluator(run).evaluate(analyze.stack([good, diverged]))
+    for key in ("accuracy", "loss", "mir", "hdr", "batch_mir", "nc1"):
+        assert np.isfinite(values[key][0]) and np.isnan(values[key][1]), key
+    records = analyze._records(values, [60, 61], "step")
+    assert metrics.report_nonfinite(records[1], "checkpoint at step 61")
+    assert "checkpoint at step 61: non-finite accuracy" in capsys.readouterr().out

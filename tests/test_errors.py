@@ -51,7 +51,7 @@ def test_dataset_interplay_rejects():
 def test_other_entry_points_reject():
     with pytest.raises(ValueError, match="must be square"):
         it.matrix_entropy(Z)
-    with pytest.raises(ValueError, match="alpha must be positive"):
+    with pytest.raises(ValueError, match="alpha must be a positive finite number"):
         it.entropy(Z, alpha=0)
     with pytest.raises(ValueError, match="same number of rows"):
         it.mir(Z, W)

@@ -26,6 +26,7 @@ EVAL_KEYS = {
         "mir",
         "hdr",
         "mi",
+        "mi_stderr",
         "h_features",
         "h_heads",
         "batch_mir",

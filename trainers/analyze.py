@@ -24,7 +24,7 @@ from absl import flags, logging
 from tqdm.auto import tqdm
 
 import infotheory as it
-from trainers import checkpoints, cli, evaluators, plots, supervised
+from trainers import checkpoints, cli, evaluators, metrics, plots, supervised
 from trainers.configs import supervised as supervised_config
 from trainers.data import pipeline
 from trainers.state import TrainState, train_step
@@ -112,6 +112,8 @@ def trajectory(run: Run, chunk: int = 8) -> list[dict]:
             records += _records(evaluator.evaluate(stack(list(variables))), steps, "step")
     if not records:
         raise ValueError(f"no readable checkpoint in {run.workdir / 'checkpoints'}.")
+    for r in records:
+        metrics.report_nonfinite(r, f"checkpoint at step {r['step']}")
     _save(
         run,
         "trajectory",

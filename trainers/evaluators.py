@@ -6,10 +6,11 @@ holds by construction. Per evaluation, over the whole eval split:
 
 * `loss`, `accuracy` (masked sums of the padded batches);
 * `h_features, h_heads, mi, mir, hdr`: the exact whole-split interplay of the
-  features with the head (`infotheory.scatter`), and `mir_stderr` when
-  `method="lanczos"` estimates it;
+  features with the head (`infotheory.scatter`), and `mi_stderr`, the
+  standard error of a `method="lanczos"` estimate (0 when exact);
 * `batch_mir, batch_hdr`: the papers' stand-in, `interplay` of each batch
-  averaged with weights = samples per batch;
+  averaged with weights = samples per batch (batches of fewer than 2 samples,
+  e.g. a padded last batch, have no interplay and are left out);
 * `nc1 … nc4`: Neural-Collapse metrics (`infotheory.collapse_metrics`); NC4
   needs the class means, hence a second pass over the batches.
 """
@@ -32,9 +33,13 @@ from infotheory import scatter
 
 
 def classification_sums(logits, labels, mask) -> dict[str, jax.Array]:
-    """Masked sums of the cross-entropy (`loss`) and of correct predictions (`correct`)."""
+    """Masked sums of the cross-entropy (`loss`) and of correct predictions (`correct`).
+
+    A sample with a non-finite logit counts as NaN, not as a prediction of class 0.
+    """
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, -1) == labels).astype(mask.dtype)
+    correct = jnp.where(jnp.all(jnp.isfinite(logits), -1), correct, jnp.nan)
     return {"loss": (ce * mask).sum(), "correct": (correct * mask).sum()}
 
 
@@ -44,14 +49,15 @@ def _accumulate(variables, batch, carry, *, model):
     labels = batch["label"]
     sums = classification_sums(logits, labels, mask)
     r = it.interplay(features, labels, models.head(variables["params"]), mask)
-    n = mask.sum()
+    n = jnp.where(mask.sum() >= 2, mask.sum(), 0)  # a padded last batch of one sample has none
     return {
         "stats": scatter.update(carry["stats"], features, labels, mask),
         "moments": nc.update_moments(carry["moments"], features, labels, mask),
         "loss": carry["loss"] + sums["loss"],
         "correct": carry["correct"] + sums["correct"],
-        "batch_mir": carry["batch_mir"] + r.mir * n,
-        "batch_hdr": carry["batch_hdr"] + r.hdr * n,
+        "batch_mir": carry["batch_mir"] + jnp.where(n > 0, r.mir * n, 0),
+        "batch_hdr": carry["batch_hdr"] + jnp.where(n > 0, r.hdr * n, 0),
+        "batch_count": carry["batch_count"] + n,
     }
 
 
@@ -68,8 +74,8 @@ def _finish(variables, carry, agreement, *, method, key):
         "loss": carry["loss"] / n,
         "accuracy": carry["correct"] / n,
         **{k: v for k, v in r._asdict().items() if k != "h_joint"},
-        "batch_mir": carry["batch_mir"] / n,
-        "batch_hdr": carry["batch_hdr"] / n,
+        "batch_mir": carry["batch_mir"] / carry["batch_count"],
+        "batch_hdr": carry["batch_hdr"] / carry["batch_count"],
         **nc.measure_collapse(carry["moments"], head)._asdict(),
         "nc4": agreement / n,
     }
@@ -107,7 +113,7 @@ class Evaluator:
         return {
             "stats": scatter.init(self.num_classes, dim),
             "moments": nc.init_moments(self.num_classes, dim),
-            **dict.fromkeys(("loss", "correct", "batch_mir", "batch_hdr"), zero),
+            **dict.fromkeys(("loss", "correct", "batch_mir", "batch_hdr", "batch_count"), zero),
         }
 
     def _compiled(self, transform: Callable) -> tuple[Callable, Callable, Callable]:

@@ -157,7 +157,9 @@ def run(
         print(f"{workdir}: already finished at step {start} (resumed from checkpoint).")
     else:
         if start == 0:  # the dynamics start at initialization
-            writer.write(0, time.perf_counter() - t0, experiment.evaluate(state))
+            values = experiment.evaluate(state)
+            metrics.report_nonfinite(values, "eval at step 0")
+            writer.write(0, time.perf_counter() - t0, values)
         bar = tqdm(
             total=num_steps, initial=start, desc=experiment.name, disable=jax.process_index() != 0
         )
@@ -171,7 +173,9 @@ def run(
                 row = _train_row(per_step, step + 1, time.perf_counter() - tick)
                 row["train/learning_rate"] = float(experiment.learning_rate(stop - 1))
                 if itstime(stop, eval_every, num_steps):
-                    row.update(experiment.evaluate(state))
+                    values = experiment.evaluate(state)
+                    metrics.report_nonfinite(values, f"eval at step {stop}")
+                    row.update(values)
                 writer.write(stop, time.perf_counter() - t0, row)
                 bar.update(stop - step)
                 bar.set_postfix({k: f"{row[k]:.3f}" for k in POSTFIX if k in row})

@@ -30,6 +30,14 @@ def check_finite(losses, first_step: int) -> np.ndarray:
     return values
 
 
+def report_nonfinite(values: dict[str, float], where: str) -> list[str]:
+    """Prints which `values` are NaN or Inf (e.g. a diverged checkpoint); returns their keys."""
+    bad = sorted(k for k, v in values.items() if not math.isfinite(float(v)))
+    if bad:
+        print(f"{where}: non-finite {', '.join(bad)} (diverged weights or bad input)")
+    return bad
+
+
 def read(path: str | pathlib.Path) -> list[dict]:
     """All records of a metrics.jsonl file (empty when it does not exist)."""
     path = pathlib.Path(path)
