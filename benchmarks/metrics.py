@@ -8,11 +8,14 @@
    scatter + exact `(dC, dC)` dual. The naive form needs 20 000 × 20 000
    eigendecompositions; its cost is extrapolated (n³) from measured sizes.
 3. n = 50 000, d = 512, C = 100 with Lanczos: time, memory, estimated error.
+4. The NaN-propagating checks of `interplay` against the same computation
+   without them (printed first; `--checks` prints only this).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import resource
 import time
 
@@ -22,6 +25,8 @@ import numpy as np
 
 import infotheory as it
 from infotheory import scatter, spectral
+
+interplay_module = importlib.import_module("infotheory.interplay")  # the package rebinds the name
 
 
 def timeit(fn, *args, repeats: int = 5) -> float:
@@ -102,6 +107,48 @@ def bench_batch() -> None:
     print(f"  |ΔMIR| = {abs(float(mir_n - r.mir)):.2e}   |ΔHDR| = {abs(float(hdr_n - r.hdr)):.2e}")
 
 
+def _unchecked_normalize(x):
+    """The former `normalize`: `x / ‖x‖` from `Σx²` directly, NaN rows zeroed."""
+    sq = jnp.sum(x * x, axis=-1, keepdims=True)
+    return jnp.where(sq > 0, x * jax.lax.rsqrt(jnp.where(sq > 0, sq, 1)), 0)
+
+
+@jax.jit
+def unchecked_interplay(features, labels, head, mask):
+    """`interplay` without its NaN propagation (rescaled normalize, label/mask poisoning)."""
+    zn = _unchecked_normalize(features) * mask[:, None]
+    return interplay_module._from_normalized(zn, labels, head, mask)
+
+
+def interleaved(fns: dict, args, repeats: int = 15) -> dict[str, float]:
+    """Median times of several functions, run alternately so drift hits them alike."""
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def bench_checks() -> None:
+    """The cost of NaN propagation in the jitted batch metric (target ≤ 5 %)."""
+    print("\n[4] NaN-propagating checks in the jitted batch metric (median of 15, interleaved)")
+    for n, d, c in ((1024, 512, 100), (256, 128, 10)):
+        features, labels, head = synthetic(jax.random.key(0), n, d, c)
+        mask = jnp.ones(n)
+        t = interleaved(
+            {"checked": jax.jit(interplay_module._interplay), "unchecked": unchecked_interplay},
+            (features, labels, head, mask),
+        )
+        print(
+            f"  n={n} d={d} C={c}: checked {t['checked'] * 1e3:7.2f} ms, unchecked "
+            f"{t['unchecked'] * 1e3:7.2f} ms, ratio {t['checked'] / t['unchecked']:.3f}"
+        )
+
+
 def bench_dataset(n: int) -> None:
     d, c, bs = 256, 10, 1000
     _, _, means = synthetic(jax.random.key(1), 2, d, c)
@@ -175,8 +222,12 @@ def bench_lanczos(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller n for a smoke run")
+    parser.add_argument("--checks", action="store_true", help="only [4], the cost of checks")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}")
+    bench_checks()
+    if args.checks:
+        return
     bench_batch()
     bench_dataset(4000 if args.quick else 20000)
     bench_lanczos(5000 if args.quick else 50000)

@@ -1,6 +1,13 @@
 """Matrix-information metrics of the interplay between features and heads.
 
 Pure, jittable functions: no Flax, no I/O, no global state.
+
+Bad input: called eagerly, every entry point raises `ValueError` naming the
+problem. Under `jit`/`vmap` shape errors still raise at trace time, while bad
+values (NaN/Inf, labels outside `[0, C)`, bad masks, non-PSD kernels) make the
+results NaN, never a plausible number; `checkify.checkify(f,
+errors=checkify.user_checks)` over any metric or a whole step returns the
+eager message as a named error.
 """
 
 from infotheory import losses, scatter

@@ -45,6 +45,12 @@ def poison(tree, ok):
     return jax.tree.map(lambda x: jnp.where(ok, x, jnp.nan), tree)
 
 
+def arrays(*xs):
+    """Python lists and tuples as NumPy arrays (they are `ArrayLike`); others unchanged."""
+    out = tuple(np.asarray(x) if isinstance(x, list | tuple) else x for x in xs)
+    return out if len(out) > 1 else out[0]
+
+
 def _dtype(x):
     """The dtype of an array, or of a nested Python list as NumPy reads it."""
     return jnp.result_type(x) if hasattr(x, "dtype") else np.asarray(x).dtype

@@ -61,6 +61,7 @@ def matrix_entropy(k: ArrayLike, alpha: float = 1.0) -> jax.Array:
     1.3863
     """
     checks.check_alpha(alpha)
+    k = checks.arrays(k)
     checks.check_kernel("k", k)
     k = as_float(k)
     h = density_entropy(density(k), alpha)  # NaN if not PSD (`trace_function`)
@@ -86,6 +87,7 @@ def entropy(x: ArrayLike, alpha: float = 1.0) -> jax.Array:
     1.0986
     """
     checks.check_alpha(alpha)
+    x = checks.arrays(x)
     checks.check_samples("x", x)
     return density_entropy(row_density(normalize(x)), alpha)
 
@@ -97,6 +99,7 @@ def mutual_information(k1: ArrayLike, k2: ArrayLike) -> jax.Array:
     >>> bool(jnp.isclose(mutual_information(k, jnp.eye(2)), matrix_entropy(k)))  # MI(K, I) = H(K)
     True
     """
+    k1, k2 = checks.arrays(k1, k2)
     checks.check_kernel("k1", k1)
     checks.check_kernel("k2", k2)
     if jnp.shape(k1) != jnp.shape(k2):
@@ -148,6 +151,7 @@ def ratios(h1: jax.Array, h2: jax.Array, h_joint: jax.Array) -> Ratios:
 
 
 def _pair_ratios(z: ArrayLike, w: ArrayLike) -> Ratios:
+    z, w = checks.arrays(z, w)
     checks.check_samples("z", z)
     checks.check_samples("w", w)
     checks.check_paired("z", z, "w", w)

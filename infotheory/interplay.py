@@ -93,6 +93,7 @@ def interplay(
     >>> round(float(r.mir), 4), round(float(r.hdr), 4)
     (1.0, 0.0)
     """
+    features, labels, head, mask = checks.arrays(features, labels, head, mask)
     _validate(features, labels, head, mask, match_width)
     mask = jnp.ones(jnp.shape(features)[0]) if mask is None else jnp.asarray(mask)
     return _interplay(features, jnp.asarray(labels), head, mask.astype(jnp.float32))

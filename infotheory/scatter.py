@@ -65,6 +65,7 @@ def update(
     feature or a label outside `[0, C)` makes the statistics (hence every
     measure of them) NaN.
     """
+    features, labels, mask = checks.arrays(features, labels, mask)
     checks.check_rank("features", features, 2)
     num_classes, dim, _ = stats.scatter.shape
     if jnp.shape(features)[1] != dim:
@@ -189,6 +190,7 @@ def measure(
       accumulated under `jit`).
     """
     num_classes, dim, _ = stats.scatter.shape
+    head = checks.arrays(head)
     checks.check_head(head, num_classes, dim if match_width else None)
     if method == "auto":
         method = choose_method(dim, num_classes)
@@ -255,9 +257,11 @@ def dataset_interplay(
     >>> round(float(r.h_features), 4), round(float(r.h_heads), 4)  # log 4, log 2
     (1.3863, 0.6931)
     """
+    head = checks.arrays(head)
     checks.check_head(head, num_classes)
     stats = None
     for features, labels in tqdm(batches, desc="interplay", disable=not progress, leave=False):
+        features, labels = checks.arrays(features, labels)
         checks.check_rank("features", features, 2)
         checks.check_finite("features", features)
         if stats is None:

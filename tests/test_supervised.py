@@ -97,7 +97,8 @@ def test_eight_devices_match_one_device(tmp_path, data_dir):
         keys = ("eval/loss", "eval/accuracy", "eval/batch_mir", "eval/batch_hdr", "eval/nc1")
         for key in (*keys, *(k for k in ("train/loss", "train/grad_norm") if k in ra)):
             np.testing.assert_allclose(ra[key], rb[key], rtol=2e-4, atol=2e-5, err_msg=key)
-        reference.assert_interplay_close(ra, rb, rtol=1e-4, prefix="eval/")
+        # At initialization h_features ≈ 0.02 (nearly collinear features): absolute round-off.
+        reference.assert_interplay_close(ra, rb, rtol=1e-4, prefix="eval/", atol=1e-4)
 
 
 def test_nan_loss_stops_naming_the_step(tmp_path, data_dir):

@@ -110,29 +110,22 @@ def loss_fn(params, state: TrainState, batch, *, model, config, num_classes):
 
 
 class Run:
-    """A supervised run's static parts: dataset spec, model, optimizer, mesh."""
+    """A supervised run's static parts: dataset spec, model, optimizer and loss."""
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
         self.spec = data.spec(config.dataset)
         self.model = models.get_model(config.model, self.spec.num_classes)
         self.tx, self.schedule = make_optimizer(config)
+        self.loss = functools.partial(
+            loss_fn, model=self.model, config=config, num_classes=self.spec.num_classes
+        )
 
     def init(self) -> TrainState:
         variables = self.model.init(
             jax.random.key(self.config.seed), jnp.zeros((1, *self.spec.image_shape)), train=False
         )
         return TrainState.create(variables, self.tx)
-
-    def loss(self, params, state, batch):
-        return loss_fn(
-            params,
-            state,
-            batch,
-            model=self.model,
-            config=self.config,
-            num_classes=self.spec.num_classes,
-        )
 
     def source(self, split: str):
         c = self.config
