@@ -124,11 +124,12 @@ CHECKPOINT_ANALYSIS = [
         "from IPython.display import Image, display\n\n"
         "from trainers import analyze, plots, supervised, sweep\n"
         "from trainers.configs.supervised import get_config\n\n"
-        "SMALL = True  # False: longer runs and three seeds per label-smoothing value\n"
+        "SMALL = True  # False: the small CNN, longer runs, three seeds per smoothing value\n"
         "root = pathlib.Path(tempfile.mkdtemp(prefix='analysis_'))\n"
         "base = get_config('digits')\n"
-        "base.num_steps = 300 if SMALL else 1500\n"
-        "base.checkpoint_every = base.num_steps // 10\n"
+        "base.model = 'mlp' if SMALL else 'small_cnn'\n"
+        "base.num_steps = 200 if SMALL else 1500\n"
+        "base.checkpoint_every = base.num_steps // (4 if SMALL else 10)\n"
         "base.eval_every = base.num_steps // 3\n"
         "for name, data_seed in (('a', 0), ('b', 1)):\n"
         "    config = base.copy_and_resolve_references()\n"
@@ -141,11 +142,12 @@ CHECKPOINT_ANALYSIS = [
         "display(Image(filename=str(root / 'a/analysis/trajectory.png')))"
     ),
     new_code_cell(
-        "lmc = analyze.linear_mode_connectivity(run_a, run_b, num_points=11, bn_batches=20)\n"
+        "lmc = analyze.linear_mode_connectivity(run_a, run_b, num_points=6 if SMALL else 21)\n"
         "display(Image(filename=str(root / 'a/analysis/lmc.png')))"
     ),
     new_code_cell(
-        "pruning = analyze.prune(run_a, finetune_steps=20)\n"
+        "sparsities = (0.0, 0.5, 0.9) if SMALL else analyze.SPARSITIES\n"
+        "pruning = analyze.prune(run_a, sparsities, finetune_steps=20)\n"
         "display(Image(filename=str(root / 'a/analysis/prune.png')))"
     ),
     new_code_cell(

@@ -34,10 +34,8 @@ def check(ok, message: str, **values) -> None:
     """
     if _traced(ok, values):
         checkify.debug_check(ok, message, **values)
-        return
-    with jax.ensure_compile_time_eval():
-        if not bool(ok):
-            raise ValueError(message.format(**{k: np.asarray(v).item() for k, v in values.items()}))
+    elif not bool(ok):
+        raise ValueError(message.format(**{k: np.asarray(v).item() for k, v in values.items()}))
 
 
 def poison(tree, ok):
@@ -67,7 +65,8 @@ def check_rank(name: str, x, rank: int) -> None:
 
 def check_finite(name: str, x) -> None:
     """`x` holds no NaN or Inf."""
-    check(jnp.all(jnp.isfinite(jnp.asarray(x))), f"{name} contains NaN or Inf values.")
+    xp = _xp(x)
+    check(xp.all(xp.isfinite(xp.asarray(x))), f"{name} contains NaN or Inf values.")
 
 
 def check_samples(name: str, x) -> None:
@@ -90,10 +89,17 @@ def check_paired(name_a: str, a, name_b: str, b) -> None:
         )
 
 
-def kernel_symmetric(k: jax.Array) -> jax.Array:
+def _xp(*xs):
+    """NumPy for concrete values (no compilation per new shape), `jax.numpy` for traced ones."""
+    return jnp if _traced(*xs) else np
+
+
+def kernel_symmetric(k) -> jax.Array:
     """`max |K − Kᵀ| ≤ √eps · max |K|`: symmetric up to round-off."""
+    xp = _xp(k)
+    k = xp.asarray(k)
     eps = float(jnp.finfo(k.dtype).eps)
-    return jnp.max(jnp.abs(k - k.T)) <= math.sqrt(eps) * jnp.max(jnp.abs(k))
+    return xp.max(xp.abs(k - k.T)) <= math.sqrt(eps) * xp.max(xp.abs(k))
 
 
 def check_kernel(name: str, k) -> None:
@@ -106,23 +112,23 @@ def check_kernel(name: str, k) -> None:
     if jnp.shape(k)[0] != jnp.shape(k)[1]:
         raise ValueError(f"{name} must be square, got shape {jnp.shape(k)}.")
     check_finite(name, k)
-    k = jnp.asarray(k)
+    xp = _xp(k)
+    k = xp.asarray(k)
     k = k.astype(jnp.promote_types(k.dtype, jnp.float32))
     eps = float(jnp.finfo(k.dtype).eps)
-    scale = jnp.max(jnp.abs(k))
     check(
-        jnp.trace(k) > 0,
+        xp.trace(k) > 0,
         f"{name} must have a positive trace (a PSD kernel), got {{trace}}.",
-        trace=jnp.trace(k),
+        trace=xp.trace(k),
     )
     check(
-        jnp.max(jnp.abs(k - k.T)) <= math.sqrt(eps) * scale,
+        kernel_symmetric(k),
         f"{name} must be symmetric; max |K − Kᵀ| is {{asym}}.",
-        asym=jnp.max(jnp.abs(k - k.T)),
+        asym=xp.max(xp.abs(k - k.T)),
     )
-    lam = eigvalsh((k + k.T) / 2)
+    lam = (eigvalsh if xp is jnp else np.linalg.eigvalsh)((k + k.T) / 2)
     check(
-        lam[0] >= -k.shape[0] * eps * jnp.maximum(lam[-1], 0),
+        lam[0] >= -k.shape[0] * eps * xp.maximum(lam[-1], 0),
         f"{name} must be positive semi-definite; its smallest eigenvalue is {{low}}.",
         low=lam[0],
     )
@@ -130,8 +136,9 @@ def check_kernel(name: str, k) -> None:
 
 def labels_valid(labels, num_classes: int) -> jax.Array:
     """True when every label lies in `[0, num_classes)`."""
-    labels = jnp.asarray(labels)
-    return jnp.all((labels >= 0) & (labels < num_classes))
+    xp = _xp(labels)
+    labels = xp.asarray(labels)
+    return xp.all((labels >= 0) & (labels < num_classes))
 
 
 def check_labels(labels, num_classes: int, num_samples: int | None = None) -> None:
@@ -144,12 +151,13 @@ def check_labels(labels, num_classes: int, num_samples: int | None = None) -> No
             f"labels has {jnp.shape(labels)[0]} entries but features has {num_samples} rows."
         )
     if jnp.size(labels):
-        labels = jnp.asarray(labels)
+        xp = _xp(labels)
+        labels = xp.asarray(labels)
         check(
             labels_valid(labels, num_classes),
             f"labels must lie in [0, {num_classes}), got values in [{{lo}}, {{hi}}].",
-            lo=jnp.min(labels),
-            hi=jnp.max(labels),
+            lo=xp.min(labels),
+            hi=xp.max(labels),
         )
 
 
@@ -175,8 +183,9 @@ def check_head(head, num_classes: int | None = None, width: int | None = None) -
 
 def mask_valid(mask, min_kept: int = 2) -> jax.Array:
     """True when `mask` holds only 0/1 values and keeps at least `min_kept` samples."""
-    mask = jnp.asarray(mask, jnp.float32)
-    return jnp.all((mask == 0) | (mask == 1)) & (jnp.sum(mask) >= min_kept)
+    xp = _xp(mask)
+    mask = xp.asarray(mask, np.float32)
+    return xp.all((mask == 0) | (mask == 1)) & (xp.sum(mask) >= min_kept)
 
 
 def check_mask(mask, num_samples: int, min_kept: int = 2) -> None:
@@ -184,15 +193,16 @@ def check_mask(mask, num_samples: int, min_kept: int = 2) -> None:
     check_rank("mask", mask, 1)
     if jnp.shape(mask)[0] != num_samples:
         raise ValueError(f"mask has {jnp.shape(mask)[0]} entries, expected {num_samples}.")
-    mask = jnp.asarray(mask, jnp.float32)
+    xp = _xp(mask)
+    mask = xp.asarray(mask, np.float32)
     check(
-        jnp.all((mask == 0) | (mask == 1)),
+        xp.all((mask == 0) | (mask == 1)),
         "mask entries must be booleans or 0/1 (1 keeps a sample).",
     )
     check(
-        jnp.sum(mask) >= min_kept,
+        xp.sum(mask) >= min_kept,
         f"mask keeps {{kept}} samples; at least {min_kept} are needed.",
-        kept=jnp.sum(mask).astype(jnp.int32),
+        kept=xp.sum(mask).astype(np.int32),
     )
 
 
