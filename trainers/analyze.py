@@ -78,14 +78,7 @@ class Run:
 
 def test_evaluator(run: Run) -> evaluators.Evaluator:
     """The trainer's evaluator: the run's test split with its eval settings."""
-    c = run.config
-    batches = [
-        jax.device_put(b)
-        for b in pipeline.eval_batches(run.source("test"), run.spec, c.eval_batch_size)
-    ]
-    return evaluators.Evaluator(
-        run.model, batches, run.spec.num_classes, c.interplay_method, c.seed
-    )
+    return run.trainer.evaluator()
 
 
 def _records(values: dict, xs, x_key: str) -> list[dict]:

@@ -131,6 +131,18 @@ class Run:
         c = self.config
         return data.source(c.dataset, split, c.data_dir, fake=c.fake_data)
 
+    def evaluator(self, sharding=None) -> evaluators.Evaluator:
+        """The eval of this run: its test split, placed with `sharding`, its eval settings."""
+        c = self.config
+        batches = pipeline.eval_batches(self.source("test"), self.spec, c.eval_batch_size)
+        return evaluators.Evaluator(
+            self.model,
+            [jax.device_put(b, sharding) for b in batches],
+            self.spec.num_classes,
+            c.interplay_method,
+            c.seed,
+        )
+
 
 def experiment(run: Run) -> loop.Experiment:
     """The supervised `Experiment`: jitted steps on a `data` mesh over the local devices."""
@@ -156,16 +168,7 @@ def experiment(run: Run) -> loop.Experiment:
         config.seed if config.data_seed is None else config.data_seed,
     )
     batches = []
-    evaluator = evaluators.Evaluator(
-        run.model,
-        [
-            jax.device_put(b, sharded)
-            for b in pipeline.eval_batches(run.source("test"), run.spec, config.eval_batch_size)
-        ],
-        run.spec.num_classes,
-        config.interplay_method,
-        config.seed,
-    )
+    evaluator = run.evaluator(sharded)
 
     def train(state: TrainState, first: int, num_steps: int):
         if not batches:  # the data position is the step
