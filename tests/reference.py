@@ -73,3 +73,41 @@ def assert_interplay_close(a, b, rtol=2e-4, prefix="", atol=1e-5):
     np.testing.assert_allclose(
         a[prefix + "mir"], b[prefix + "mir"], atol=mi_tol / min(hf, hh), err_msg="mir"
     )
+
+
+def collapse(features, labels, head, logits=None):
+    """NC metrics by their definitions, two-pass in long double, present classes only.
+
+    Centre = unweighted mean of the class means; returns a dict named like
+    `infotheory.collapse_metrics.CollapseMetrics` (+ `nc4` when `logits` given).
+    """
+    z = np.asarray(features, np.longdouble)
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    c = len(classes)
+    mu = np.stack([z[labels == k].mean(0) for k in classes])
+    m = mu - mu.mean(0)
+    dev = z - mu[np.searchsorted(classes, labels)]
+    sw = (dev.T @ dev / len(z)).astype(np.float64)
+    sb = (m.T @ m / c).astype(np.float64)
+    m = m.astype(np.float64)
+    norms = np.linalg.norm(m, axis=1)
+    cos = (m @ m.T) / np.outer(norms, norms)
+    off = cos[~np.eye(c, dtype=bool)]
+    g = m @ m.T
+    w = np.asarray(head, np.float64)[classes]
+    nc3 = np.linalg.norm(w / np.linalg.norm(w) - m / np.linalg.norm(m))
+    out = dict(
+        nc1=np.trace(sw @ np.linalg.pinv(sb)) / c,
+        nc2_etf=np.linalg.norm(g / np.linalg.norm(g) - (np.eye(c) - 1 / c) / np.sqrt(c - 1)),
+        nc2_equinorm=norms.std() / norms.mean(),
+        nc2_equiangular=off.std(),
+        nc2_maxangle=np.abs(off + 1 / (c - 1)).mean(),
+        nc3=nc3,
+        nc3_squared=nc3**2,
+    )
+    if logits is not None:
+        distances = ((z[:, None, :] - np.asarray(mu, np.longdouble)[None]) ** 2).sum(-1)
+        nearest = classes[np.argmin(distances, 1)]
+        out["nc4"] = float(np.mean(nearest == np.argmax(logits, 1)))
+    return out

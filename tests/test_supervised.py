@@ -32,8 +32,12 @@ EVAL_KEYS = {
         "batch_mir",
         "batch_hdr",
         "nc1",
-        "nc2",
+        "nc2_etf",
+        "nc2_equinorm",
+        "nc2_equiangular",
+        "nc2_maxangle",
         "nc3",
+        "nc3_squared",
         "nc4",
     )
 }

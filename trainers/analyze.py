@@ -117,7 +117,7 @@ def trajectory(run: Run, chunk: int = 8) -> list[dict]:
             ("MIR", ["mir"], [float(it.nc_mir(run.spec.num_classes))]),
             ("HDR", ["hdr"], [0.0]),
             ("NC1", ["nc1"], []),
-            ("NC2, NC3", ["nc2", "nc3"], [0.0]),
+            ("NC2, NC3", ["nc2_etf", "nc2_equinorm", "nc2_equiangular", "nc3"], [0.0]),
             ("NC4", ["nc4"], [1.0]),
         ],
         f"checkpoint trajectory: {run.workdir.name}",

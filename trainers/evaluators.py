@@ -11,8 +11,10 @@ holds by construction. Per evaluation, over the whole eval split:
 * `batch_mir, batch_hdr`: the papers' stand-in, `interplay` of each batch
   averaged with weights = samples per batch (batches of fewer than 2 samples,
   e.g. a padded last batch, have no interplay and are left out);
-* `nc1 … nc4`: Neural-Collapse metrics (`infotheory.collapse_metrics`); NC4
-  needs the class means, hence a second pass over the batches.
+* `nc1, nc2_etf, nc2_equinorm, nc2_equiangular, nc2_maxangle, nc3, nc3_squared,
+  nc4`: Neural-Collapse metrics (`infotheory.collapse_metrics`, which says
+  which paper each variant follows); NC4 needs the class means, hence a second
+  pass over the batches.
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ def _accumulate(variables, batch, carry, *, model):
     }
 
 
-def _agreement(variables, batch, means, *, model):
+def _agreement(variables, batch, moments, *, model):
     logits, features = model.apply(variables, batch["image"])
-    return (nc.nearest_mean_agreement(features, logits, means) * batch["mask"]).sum()
+    return (nc.nearest_mean_agreement(features, logits, moments) * batch["mask"]).sum()
 
 
 def _finish(variables, carry, agreement, *, method, key):
@@ -138,8 +140,7 @@ class Evaluator:
         acc, agree, fin = fns
         for batch in self.batches:
             carry = acc(variables, batch, carry)
-        means = nc.class_means(carry["moments"])
-        agreement = sum(agree(variables, batch, means) for batch in self.batches)
+        agreement = sum(agree(variables, batch, carry["moments"]) for batch in self.batches)
         return jax.device_get(fin(variables, carry, agreement))
 
     def evaluate_one(self, variables: dict) -> dict[str, float]:
