@@ -10,7 +10,8 @@ errors=checkify.user_checks)` over any metric or a whole step returns the
 eager message as a named error.
 """
 
-from infotheory import losses, scatter
+from infotheory import clustering, losses, scatter
+from infotheory.clustering import class_entropies, davies_bouldin_index, silhouette_score
 from infotheory.collapse_optimum import etf_gram, nc_interplay, nc_mir, simplex_etf
 from infotheory.entropy import (
     Ratios,
@@ -30,7 +31,10 @@ __all__ = [
     "ClassScatter",
     "Interplay",
     "Ratios",
+    "class_entropies",
+    "clustering",
     "dataset_interplay",
+    "davies_bouldin_index",
     "entropy",
     "etf_gram",
     "gram",
@@ -45,5 +49,6 @@ __all__ = [
     "normalize",
     "ratios",
     "scatter",
+    "silhouette_score",
     "simplex_etf",
 ]

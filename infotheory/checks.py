@@ -161,6 +161,17 @@ def check_labels(labels, num_classes: int, num_samples: int | None = None) -> No
         )
 
 
+def check_clusters(labels, num_classes: int, num_samples: int) -> None:
+    """Between 2 and `num_samples − 1` classes have samples (scikit-learn's clustering scores)."""
+    xp = _xp(labels)
+    present = xp.sum(xp.any(xp.arange(num_classes)[:, None] == xp.asarray(labels), -1))
+    check(
+        (present >= 2) & (present < num_samples),
+        "clustering scores need 2 ≤ classes with samples < samples, got {present} classes.",
+        present=present,
+    )
+
+
 def check_head(head, num_classes: int | None = None, width: int | None = None) -> int:
     """Validates a finite `(C, d)` head (C ≥ 2, and d = `width` when given); returns C."""
     check_rank("head", head, 2)

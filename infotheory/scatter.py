@@ -280,3 +280,10 @@ def dataset_interplay(
         num_matvecs=num_matvecs,
         match_width=match_width,
     )
+
+
+@jax.jit
+def class_entropies(stats: ClassScatter) -> jax.Array:
+    """`H(G(Z_c))` of each class `(C,)` from its scatter `S_c` (NaN where `n_c = 0`)."""
+    h = jax.vmap(lambda s: density_entropy(density(s)))(stats.scatter)
+    return jnp.where(stats.counts > 0, h, jnp.nan)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import sklearn.metrics
 
 from tests import reference
 from trainers import analyze, metrics, supervised
@@ -28,6 +29,9 @@ FIELDS = (
     "nc3",
     "nc3_squared",
     "nc4",
+    "silhouette",
+    "davies_bouldin",
+    "class_entropy",
 )
 
 
@@ -62,7 +66,8 @@ def test_trajectory_vmapped_equals_single_and_trainer_eval(runs):
         single = {
             k: float(v) for k, v in evaluator.evaluate_one(run.variables(record["step"])).items()
         }
-        for key in ("accuracy", "loss", "batch_mir", "batch_hdr", "nc1", "nc2_etf", "nc3", "nc4"):
+        interplay = {"mir", "hdr", "mi", "h_features", "h_heads"}  # checked below
+        for key in {*FIELDS, "batch_mir", "batch_hdr"} - interplay:
             assert abs(record[key] - single[key]) <= 1e-5 * max(1, abs(record[key])), key
         # Two compiled programs (vmapped and single): float32 summation orders differ.
         reference.assert_interplay_close(record, single, rtol=2e-5)
@@ -72,6 +77,25 @@ def test_trajectory_vmapped_equals_single_and_trainer_eval(runs):
         reference.assert_interplay_close(record, logged, rtol=1e-4)
     assert (runs / "a/analysis/trajectory.png").stat().st_size > 20_000
     assert len(metrics.read(runs / "a/analysis/trajectory.jsonl")) == 3
+
+
+def test_clustering_keys_equal_sklearn_on_the_test_features(runs):
+    run = analyze.Run(runs / "a")
+    evaluator = analyze.test_evaluator(run)
+    variables = run.variables(60)
+    values = evaluator.evaluate_one(variables)
+    parts = [
+        (run.model.apply(variables, b["image"])[1], b["label"], b["mask"])
+        for b in evaluator.batches
+    ]
+    z = np.concatenate([np.asarray(f)[np.asarray(m) > 0] for f, _, m in parts]).astype(np.float64)
+    y = np.concatenate([np.asarray(y)[np.asarray(m) > 0] for _, y, m in parts])
+    expected = sklearn.metrics.silhouette_score(z, y, metric="cosine")
+    assert values["silhouette"] == pytest.approx(expected, abs=1e-4)
+    expected = sklearn.metrics.davies_bouldin_score(z, y)
+    assert values["davies_bouldin"] == pytest.approx(expected, rel=1e-4)
+    expected = np.mean([reference.matrix_entropy(reference.gram(z[y == c])) for c in set(y)])
+    assert values["class_entropy"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_lmc_endpoints_equal_the_two_runs(runs):

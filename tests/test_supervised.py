@@ -39,6 +39,9 @@ EVAL_KEYS = {
         "nc3",
         "nc3_squared",
         "nc4",
+        "silhouette",
+        "davies_bouldin",
+        "class_entropy",
     )
 }
 KEYS = {"step", "time"} | TRAIN_KEYS | EVAL_KEYS

@@ -14,7 +14,10 @@ holds by construction. Per evaluation, over the whole eval split:
 * `nc1, nc2_etf, nc2_equinorm, nc2_equiangular, nc2_maxangle, nc3, nc3_squared,
   nc4`: Neural-Collapse metrics (`infotheory.collapse_metrics`, which says
   which paper each variant follows); NC4 needs the class means, hence a second
-  pass over the batches.
+  pass over the batches;
+* `silhouette` (cosine), `davies_bouldin`, `class_entropy` (mean over classes
+  of `H(G(Z_c))`): how tightly the features cluster by class
+  (`infotheory.clustering`), from the same two passes.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import optax
 
 import infotheory as it
 import models
+from infotheory import clustering, scatter
 from infotheory import collapse_metrics as nc
-from infotheory import scatter
 
 
 def classification_sums(logits, labels, mask) -> dict[str, jax.Array]:
@@ -55,6 +58,8 @@ def _accumulate(variables, batch, carry, *, model):
     return {
         "stats": scatter.update(carry["stats"], features, labels, mask),
         "moments": nc.update_moments(carry["moments"], features, labels, mask),
+        "unit_sums": carry["unit_sums"]
+        + clustering.unit_sums(features, labels, carry["unit_sums"].shape[0], mask),
         "loss": carry["loss"] + sums["loss"],
         "correct": carry["correct"] + sums["correct"],
         "batch_mir": carry["batch_mir"] + jnp.where(n > 0, r.mir * n, 0),
@@ -63,15 +68,26 @@ def _accumulate(variables, batch, carry, *, model):
     }
 
 
-def _agreement(variables, batch, moments, *, model):
+def _second_pass(variables, batch, carry, *, model):
+    """Sums that need the whole split's class means or class sums."""
     logits, features = model.apply(variables, batch["image"])
-    return (nc.nearest_mean_agreement(features, logits, moments) * batch["mask"]).sum()
+    labels, mask, moments = batch["label"], batch["mask"].astype(jnp.float32), carry["moments"]
+    counts = moments.counts
+    means = nc.class_means(moments)
+    sums = clustering.cosine_sums(features, labels, carry["unit_sums"], counts)
+    distances = jnp.linalg.norm(features - means[labels], axis=-1) * mask
+    return {
+        "agreement": (nc.nearest_mean_agreement(features, logits, moments) * mask).sum(),
+        "silhouette": (clustering.silhouette_from_sums(sums, labels, counts) * mask).sum(),
+        "spreads": jax.nn.one_hot(labels, counts.shape[0]).T @ distances,
+    }
 
 
-def _finish(variables, carry, agreement, *, method, key):
+def _finish(variables, carry, second, *, method, key):
     head = models.head(variables["params"])
     n = carry["stats"].counts.sum()
     r = scatter.measure(carry["stats"], head, method=method, key=key)
+    moments = carry["moments"]
     return {
         "loss": carry["loss"] / n,
         "accuracy": carry["correct"] / n,
@@ -79,7 +95,12 @@ def _finish(variables, carry, agreement, *, method, key):
         "batch_mir": carry["batch_mir"] / carry["batch_count"],
         "batch_hdr": carry["batch_hdr"] / carry["batch_count"],
         **nc.measure_collapse(carry["moments"], head)._asdict(),
-        "nc4": agreement / n,
+        "nc4": second["agreement"] / n,
+        "silhouette": second["silhouette"] / n,
+        "davies_bouldin": clustering.davies_bouldin_from(
+            nc.class_means(moments), moments.counts, second["spreads"]
+        ),
+        "class_entropy": jnp.nanmean(scatter.class_entropies(carry["stats"])),
     }
 
 
@@ -115,16 +136,17 @@ class Evaluator:
         return {
             "stats": scatter.init(self.num_classes, dim),
             "moments": nc.init_moments(self.num_classes, dim),
+            "unit_sums": jnp.zeros((self.num_classes, dim)),  # Σ ẑ per class
             **dict.fromkeys(("loss", "correct", "batch_mir", "batch_hdr", "batch_count"), zero),
         }
 
     def _compiled(self, transform: Callable) -> tuple[Callable, Callable, Callable]:
         acc = functools.partial(_accumulate, model=self.model)
-        agree = functools.partial(_agreement, model=self.model)
+        second = functools.partial(_second_pass, model=self.model)
         fin = functools.partial(_finish, method=self.method, key=self.key)
         return (
             jax.jit(transform(acc, in_axes=(0, None, 0))),
-            jax.jit(transform(agree, in_axes=(0, None, 0))),
+            jax.jit(transform(second, in_axes=(0, None, 0))),
             jax.jit(transform(fin, in_axes=0)),
         )
 
@@ -137,11 +159,11 @@ class Evaluator:
         return self._compiled(jax.vmap)
 
     def _run(self, variables, carry, fns) -> dict[str, np.ndarray]:
-        acc, agree, fin = fns
+        acc, second, fin = fns
         for batch in self.batches:
             carry = acc(variables, batch, carry)
-        agreement = sum(agree(variables, batch, carry["moments"]) for batch in self.batches)
-        return jax.device_get(fin(variables, carry, agreement))
+        sums = [second(variables, batch, carry) for batch in self.batches]
+        return jax.device_get(fin(variables, carry, jax.tree.map(lambda *x: sum(x), *sums)))
 
     def evaluate_one(self, variables: dict) -> dict[str, float]:
         """Metrics of one model's `{"params", "batch_stats"}` (floats)."""
