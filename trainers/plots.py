@@ -77,11 +77,16 @@ def plot_panels(
     title: str = "",
     xscale: str = "linear",
 ) -> None:
-    """One panel per `(ylabel, keys, reference values)`, each key against `x`."""
+    """One panel per `(ylabel, keys, reference values)`, each key against `x`.
+
+    A key with a `<key>_std` companion in the records gets error bars.
+    """
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, keys, refs) in zip(axes[0], panels, strict=True):
         for key in keys:
-            ax.plot(*_series(records, key, x), "o-", ms=3, label=key)
+            xs, ys = _series(records, key, x)
+            std = _series(records, f"{key}_std", x)[1]
+            ax.errorbar(xs, ys, std if len(std) else None, fmt="o-", ms=3, capsize=3, label=key)
         for ref in refs:
             ax.axhline(ref, c="k", ls="--", lw=0.8)
         ax.set(xlabel=x, ylabel=ylabel, xscale=xscale)

@@ -46,7 +46,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     data.spec(config.dataset)
     models.get_model(config.model, 2)
     positive = ("batch_size", "eval_batch_size", "num_steps", "eval_every", "checkpoint_every")
-    for key in (*positive, "log_every", "learning_rate"):
+    for key in (*positive, "log_every", "learning_rate", "temperature"):
         if not config[key] > 0:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     for key in ("mi_weight", "hdr_weight", "weight_decay", "momentum"):
@@ -87,7 +87,7 @@ def make_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule
 
 
 def loss_fn(params, state: TrainState, batch, *, model, config, num_classes):
-    """CE (with label smoothing) − λ_mi·MI + λ_hd·|ΔH|; returns (loss, new batch stats)."""
+    """CE of `logits / τ` (label-smoothed) − λ_mi·MI + λ_hd·|ΔH|; returns (loss, batch stats)."""
     (logits, features), updates = model.apply(
         {"params": params, "batch_stats": state.batch_stats},
         batch["image"],
@@ -97,7 +97,7 @@ def loss_fn(params, state: TrainState, batch, *, model, config, num_classes):
     targets = optax.smooth_labels(
         jax.nn.one_hot(batch["label"], num_classes), config.label_smoothing
     )
-    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    loss = optax.softmax_cross_entropy(logits / config.temperature, targets).mean()
     if config.mi_weight or config.hdr_weight:
         loss += it.losses.interplay_regularizer(
             features,

@@ -18,7 +18,16 @@ from absl import flags, logging
 from trainers import cli, configs, supervised
 from trainers.configs import supervised as supervised_config
 
-KEYS = ("eval/accuracy", "eval/mir", "eval/hdr", "eval/h_features", "eval/h_heads")
+#: Columns of the printed table; sweep.json keeps every final eval/ value.
+KEYS = (
+    "eval/accuracy",
+    "eval/mir",
+    "eval/hdr",
+    "eval/h_features",
+    "eval/h_heads",
+    "eval/silhouette",
+    "eval/davies_bouldin",
+)
 
 
 def parse_variants(text: str) -> dict[str, dict]:
@@ -62,7 +71,7 @@ def sweep(base, variants: dict[str, dict], seeds, workdir) -> dict[str, dict[str
             )
             for seed in seeds
         ]
-        results[name] = {k: [f[k] for f in finals] for k in KEYS}
+        results[name] = {k: [f[k] for f in finals] for k in finals[0] if k.startswith("eval/")}
     return results
 
 
@@ -75,7 +84,7 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
     for name, values in results.items():
         cells = [
             f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}"
-            for v in values.values()
+            for v in (values[k] for k in KEYS)
         ]
         lines.append(
             f"| {name} (n={len(next(iter(values.values())))}) | " + " | ".join(cells) + " |"

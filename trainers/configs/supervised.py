@@ -50,6 +50,9 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
 
     # Loss: CE with label smoothing − mi_weight·MI + hdr_weight·|ΔH| (infotheory.losses).
     c.label_smoothing = 0.0
+    # Softmax temperature τ of the loss (CE of logits / τ; [B]'s study). Predictions, hence
+    # accuracy, do not depend on τ; eval/loss is the CE of the raw logits (τ = 1).
+    c.temperature = 1.0
     c.mi_weight = 0.0
     c.hdr_weight = 0.0
 
