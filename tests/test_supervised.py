@@ -8,11 +8,13 @@ import sys
 import time
 
 import numpy as np
+import optax
 import pytest
 
 from tests import reference
 from trainers import checkpoints, metrics, supervised
 from trainers.configs.supervised import get_config
+from trainers.data import pipeline
 
 TRAIN_KEYS = {
     f"train/{k}"
@@ -125,6 +127,7 @@ def test_nan_loss_stops_naming_the_step(tmp_path, data_dir):
         ({"dataset": "imagenet"}, "unknown dataset"),
         ({"mi_weight": -1.0}, "mi_weight must be non-negative"),
         ({"eval_every": 0}, "eval_every must be positive"),
+        ({"temperature": 0.0}, "temperature must be positive"),
         ({"interplay_method": "svd"}, "interplay_method"),
     ],
 )
@@ -213,3 +216,15 @@ def test_sweep_validates_every_variant_before_training(tmp_path, data_dir):
         with pytest.raises(ValueError, match=match):
             sweep.sweep(base, variants, [0, 1], tmp_path)
         assert not (tmp_path / "ok").exists()  # nothing trained
+
+
+def test_temperature_divides_the_logits_of_the_loss(data_dir):
+    run = supervised.Run(tiny(data_dir, temperature=3.0))
+    state = run.init()
+    batch = next(iter(pipeline.eval_batches(run.source("test"), run.spec, 40)))
+    loss, _ = run.loss(state.params, state, batch)
+    (logits, _), _ = run.model.apply(
+        state.variables, batch["image"], train=True, mutable=["batch_stats"]
+    )
+    expected = optax.softmax_cross_entropy_with_integer_labels(logits / 3.0, batch["label"])
+    assert float(loss) == pytest.approx(float(expected.mean()), rel=1e-6)
