@@ -257,7 +257,7 @@ def few_shot_table(base, shots_list, seeds, weights, workdir) -> tuple[dict, str
         cells = [shots]
         for w in weights:
             values = results[f"{w:g}"][shots]
-            cells.append(f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}")
+            cells.append(metrics.mean_std(values))
         for w in weights[1:]:
             diff = np.subtract(results[f"{w:g}"][shots], plain[shots])
             cells.append(f"{diff.mean():+.4f} ({(diff > 0).sum()}/{len(diff)})")

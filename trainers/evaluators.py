@@ -162,8 +162,11 @@ class Evaluator:
         acc, second, fin = fns
         for batch in self.batches:
             carry = acc(variables, batch, carry)
-        sums = [second(variables, batch, carry) for batch in self.batches]
-        return jax.device_get(fin(variables, carry, jax.tree.map(lambda *x: sum(x), *sums)))
+        sums = jax.tree.map(lambda *x: sum(x), *[second(variables, b, carry) for b in self.batches])
+        # The finish is small dense linear algebra on replicated statistics: one device runs it
+        # (replicated over a mesh, every device would repeat each eigendecomposition).
+        one = jax.local_devices()[0]
+        return jax.device_get(fin(*jax.device_put((variables, carry, sums), one)))
 
     def evaluate_one(self, variables: dict) -> dict[str, float]:
         """Metrics of one model's `{"params", "batch_stats"}` (floats)."""

@@ -38,6 +38,16 @@ def report_nonfinite(values: dict[str, float], where: str) -> list[str]:
     return bad
 
 
+def seed_std(values) -> float:
+    """Sample standard deviation over seeds (ddof = 1); 0 for a single seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def mean_std(values, digits: int = 4) -> str:
+    """`"mean ± std"` over seeds (`seed_std`)."""
+    return f"{np.mean(values):.{digits}f} ± {seed_std(values):.{digits}f}"
+
+
 def read(path: str | pathlib.Path) -> list[dict]:
     """All records of a metrics.jsonl file (empty when it does not exist)."""
     path = pathlib.Path(path)

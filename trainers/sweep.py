@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import pathlib
 
-import numpy as np
 from absl import flags, logging
 
-from trainers import cli, configs, supervised
+from trainers import cli, configs, metrics, supervised
 from trainers.configs import supervised as supervised_config
 
 #: Columns of the printed table; sweep.json keeps every final eval/ value.
@@ -82,10 +81,7 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
         "|---|" + "---|" * len(KEYS),
     ]
     for name, values in results.items():
-        cells = [
-            f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}"
-            for v in (values[k] for k in KEYS)
-        ]
+        cells = [metrics.mean_std(values[k]) for k in KEYS]
         lines.append(
             f"| {name} (n={len(next(iter(values.values())))}) | " + " | ".join(cells) + " |"
         )

@@ -19,7 +19,7 @@ import pathlib
 import numpy as np
 from absl import flags, logging
 
-from trainers import cli, plots, sweep
+from trainers import cli, metrics, plots, sweep
 from trainers.configs import supervised as supervised_config
 
 TAUS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -62,7 +62,7 @@ def report(results: dict) -> str:
         "|---|" + "---|" * len(COLUMNS),
     ]
     for tau, r in results.items():
-        cells = (f"{np.mean(r[k]):.3f} ± {np.std(r[k], ddof=1):.3f}" for _, k in COLUMNS)
+        cells = (metrics.mean_std(r[k], digits=3) for _, k in COLUMNS)
         lines.append(f"| {tau:g} | " + " | ".join(cells) + " |")
     names = dict((k, n) for n, k in COLUMNS)
     num_runs = sum(len(r["eval/accuracy"]) for r in results.values())
@@ -75,7 +75,7 @@ def figure(results: dict, path: str | pathlib.Path, title: str = "") -> None:
     """Every column against τ (log axis), error bars = std over seeds."""
     records = [
         {"τ": tau, **{k: np.mean(v) for k, v in r.items()}}
-        | {f"{k}_std": np.std(v, ddof=1) for k, v in r.items()}
+        | {f"{k}_std": metrics.seed_std(v) for k, v in r.items()}
         for tau, r in results.items()
     ]
     panels = [(name, [key], []) for name, key in COLUMNS[:5]]
