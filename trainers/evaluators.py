@@ -23,7 +23,7 @@ holds by construction. Per evaluation, over the whole eval split:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -104,6 +104,21 @@ def _finish(variables, carry, second, *, method, key):
     }
 
 
+@functools.cache
+def _programs(model: nn.Module, method: str, seed: int, *, batched: bool) -> tuple:
+    """Jitted (accumulate, second pass, finish), shared by every `Evaluator` of an equal
+    model: the runs of a sweep or a notebook trace and compile them once."""
+    transform = jax.vmap if batched else (lambda f, in_axes: f)
+    acc = functools.partial(_accumulate, model=model)
+    second = functools.partial(_second_pass, model=model)
+    fin = functools.partial(_finish, method=method, key=jax.random.key(seed))
+    return (
+        jax.jit(transform(acc, in_axes=(0, None, 0))),
+        jax.jit(transform(second, in_axes=(0, None, 0))),
+        jax.jit(transform(fin, in_axes=0)),
+    )
+
+
 class Evaluator:
     """Metrics of one model (`evaluate_one`) or of stacked ones (`evaluate`, one vmap).
 
@@ -127,7 +142,7 @@ class Evaluator:
         if not batches:
             raise ValueError("the eval split is empty.")
         self.model, self.batches, self.num_classes = model, list(batches), num_classes
-        self.method, self.key = method, jax.random.key(seed)
+        self.method, self.seed = method, seed
 
     def _carry(self, variables) -> dict:
         _, features = jax.eval_shape(self.model.apply, variables, self.batches[0]["image"])
@@ -140,23 +155,13 @@ class Evaluator:
             **dict.fromkeys(("loss", "correct", "batch_mir", "batch_hdr", "batch_count"), zero),
         }
 
-    def _compiled(self, transform: Callable) -> tuple[Callable, Callable, Callable]:
-        acc = functools.partial(_accumulate, model=self.model)
-        second = functools.partial(_second_pass, model=self.model)
-        fin = functools.partial(_finish, method=self.method, key=self.key)
-        return (
-            jax.jit(transform(acc, in_axes=(0, None, 0))),
-            jax.jit(transform(second, in_axes=(0, None, 0))),
-            jax.jit(transform(fin, in_axes=0)),
-        )
-
     @functools.cached_property
     def _single(self):
-        return self._compiled(lambda f, in_axes: f)
+        return _programs(self.model, self.method, self.seed, batched=False)
 
     @functools.cached_property
     def _batched(self):
-        return self._compiled(jax.vmap)
+        return _programs(self.model, self.method, self.seed, batched=True)
 
     def _run(self, variables, carry, fns) -> dict[str, np.ndarray]:
         acc, second, fin = fns
