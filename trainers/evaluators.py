@@ -94,7 +94,7 @@ def _finish(variables, carry, second, *, method, key):
         **{k: v for k, v in r._asdict().items() if k != "h_joint"},
         "batch_mir": carry["batch_mir"] / carry["batch_count"],
         "batch_hdr": carry["batch_hdr"] / carry["batch_count"],
-        **nc.measure_collapse(carry["moments"], head)._asdict(),
+        **nc.measure_collapse(moments, head)._asdict(),
         "nc4": second["agreement"] / n,
         "silhouette": second["silhouette"] / n,
         "davies_bouldin": clustering.davies_bouldin_from(
