@@ -77,10 +77,9 @@ def cosine_sums(
     return counts - zn @ unit_sums.T - own * (1 - jnp.sum(zn * zn, -1, keepdims=True))
 
 
-def _euclidean_sums(features: jax.Array, labels: jax.Array, num_classes: int, block: int):
+def _euclidean_sums(features: jax.Array, onehot: jax.Array, block: int) -> jax.Array:
     """`Σ_{j ∈ c, j ≠ i} ‖zᵢ − zⱼ‖` `(n, C)`, a `(block, n)` distance matrix at a time."""
     n = features.shape[0]
-    onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
     squares = jnp.sum(features * features, -1)
     padded = jnp.pad(features, ((0, -n % block), (0, 0)))
 
@@ -91,7 +90,7 @@ def _euclidean_sums(features: jax.Array, labels: jax.Array, num_classes: int, bl
         return jnp.sqrt(jnp.maximum(d2, 0)) @ onehot
 
     sums = jax.lax.map(rows, jnp.arange(0, n, block))
-    return sums.reshape(-1, num_classes)[:n]
+    return sums.reshape(-1, onehot.shape[1])[:n]
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "metric", "block_size"))
@@ -102,7 +101,7 @@ def _silhouette(features, labels, *, num_classes, metric, block_size):
     if metric == "cosine":
         sums = cosine_sums(z, labels, unit_sums(z, labels, num_classes), counts)
     else:
-        sums = _euclidean_sums(z, labels, num_classes, block_size)
+        sums = _euclidean_sums(z, onehot, block_size)
     score = jnp.mean(silhouette_from_sums(sums, labels, counts))
     return checks.poison(score, _valid(counts, labels, num_classes))
 

@@ -125,13 +125,20 @@ def _std(x: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.sqrt(((x - mean) ** 2 * weights).sum() / weights.sum())
 
 
+def _centred(m: ClassMoments) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`(present (C,) as 0/1, μ_G, μ_c − μ_G)`, `μ_G` the unweighted mean of the class
+    means that have samples: the one centring of NC1–NC4."""
+    present = (m.counts > 0).astype(m.sums.dtype)
+    means = class_means(m)
+    centre = (means * present[:, None]).sum(0) / present.sum()
+    return present, centre, means - centre
+
+
 def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
     """NC1–NC3 (every named variant) from accumulated moments and the `(C, d)` head."""
-    present = (m.counts > 0).astype(m.sums.dtype)
+    present, _, centred = _centred(m)
     c = present.sum()
-    means = class_means(m)
-    centre = (means * present[:, None]).sum(0) / c
-    centred = (means - centre) * present[:, None]
+    centred = centred * present[:, None]
     sigma_w = m.within / m.counts.sum()
     sigma_b = centred.T @ centred / c
     nc1 = jnp.trace(sigma_w @ psd_pinv(sigma_b)) / c
@@ -163,10 +170,7 @@ def nearest_mean_agreement(features: ArrayLike, logits: ArrayLike, m: ClassMomen
     offset does not cancel; classes without samples are never the nearest.
     """
     z = as_float(features).astype(m.sums.dtype)
-    present = m.counts > 0
-    means = class_means(m)
-    centre = (means * present[:, None]).sum(0) / present.sum()
-    means = means - centre
+    present, centre, means = _centred(m)
     distances = jnp.sum(means * means, -1) - 2 * (z - centre) @ means.T
-    nearest = jnp.argmin(jnp.where(present, distances, jnp.inf), -1)
+    nearest = jnp.argmin(jnp.where(present > 0, distances, jnp.inf), -1)
     return (nearest == jnp.argmax(logits, -1)).astype(z.dtype)

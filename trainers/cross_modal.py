@@ -28,6 +28,7 @@ CLIP, not CLIP: its two encoders were never trained to agree.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import pathlib
 
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tensorflow_datasets as tfds
 from absl import flags, logging
 
 import infotheory as it
@@ -66,8 +68,6 @@ def _apply_mlp(weights: list[jax.Array], x: jax.Array) -> jax.Array:
 
 def digits_pairs(config: ml_collections.ConfigDict) -> pathlib.Path:
     """The offline two-modality stand-in (see the module docstring); built once, then reused."""
-    import tensorflow_datasets as tfds
-
     root = pathlib.Path(config.data_dir or tfds.core.constants.DATA_DIR)
     path = root / f"cross_modal_digits_{config.encoder_steps}.npz"
     if path.exists():
@@ -189,24 +189,23 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
             rows.append(row)
         return state, jax.tree.map(lambda *v: jnp.stack(v), *rows)
 
+    test_stats = scatter.update(scatter.init(num_classes, test_x.shape[1]), test_x, test_y)
+
     @jax.jit
-    def evaluate_arrays(params):
+    def evaluate_arrays(params, test_stats):
         text = prompt.text(params)
-        logits = config.logit_scale * it.normalize(test_x) @ it.normalize(text).T
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, test_y).mean()
-        stats = scatter.update(scatter.init(num_classes, test_x.shape[1]), test_x, test_y)
         t = it.normalize(text)
-        joint = stats._replace(scatter=stats.scatter + t[:, :, None] * t[:, None, :])
-        return {
+        logits = config.logit_scale * it.normalize(test_x) @ t.T
+        joint = test_stats.scatter + t[:, :, None] * t[:, None, :]  # [Z_c; t_c] per class
+        return text, {
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == test_y),
-            "loss": ce,
-            "cma": jnp.nanmean(scatter.class_entropies(joint)),
-            "stats": stats,
+            "loss": optax.softmax_cross_entropy_with_integer_labels(logits, test_y).mean(),
+            "cma": jnp.nanmean(scatter.class_entropies(test_stats._replace(scatter=joint))),
         }
 
     def evaluate(state):
-        values = evaluate_arrays(state.params)
-        r = scatter.measure(values.pop("stats"), prompt.text(state.params))
+        text, values = evaluate_arrays(state.params, test_stats)
+        r = scatter.measure(test_stats, text)
         values.update(mir=r.mir, hdr=r.hdr, mi=r.mi, h_features=r.h_features, h_heads=r.h_heads)
         return {f"eval/{k}": float(v) for k, v in values.items()}
 
@@ -238,17 +237,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 def few_shot_table(base, shots_list, seeds, weights, workdir) -> tuple[dict, str]:
     """Test accuracy for every (λ, shots, seed); markdown with paired CMA − CE differences."""
-    results = {}
-    for weight in weights:
-        for shots in shots_list:
-            for seed in seeds:
-                config = base.copy_and_resolve_references()
-                config.update(shots=shots, seed=seed, cma_weight=weight)
-                name = pathlib.Path(workdir) / f"cma_{weight:g}" / f"shots_{shots}" / f"seed{seed}"
-                final = train_and_evaluate(config, name)
-                results.setdefault(f"{weight:g}", {}).setdefault(str(shots), []).append(
-                    final["eval/accuracy"]
-                )
+    results = {f"{w:g}": {str(shots): [] for shots in shots_list} for w in weights}
+    for weight, shots, seed in itertools.product(weights, shots_list, seeds):
+        config = base.copy_and_resolve_references()
+        config.update(shots=shots, seed=seed, cma_weight=weight)
+        name = pathlib.Path(workdir) / f"cma_{weight:g}" / f"shots_{shots}" / f"seed{seed}"
+        final = train_and_evaluate(config, name)
+        results[f"{weight:g}"][str(shots)].append(final["eval/accuracy"])
     plain = results[f"{weights[0]:g}"]
     header = ["shots", *(f"λ = {w:g}" for w in weights)]
     header += [f"λ = {w:g} − λ = {weights[0]:g} (wins/seeds)" for w in weights[1:]]
