@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/grokking.py --grok DIR # also train the default task to grokking
 
 Both loops run the same jitted `train_step` on the default task (p = 113, a + b,
-30 % train: 3 830 examples per full batch).
+30 % train: 3 830 examples per full batch). Then `--seeds` seeds trained as one
+vmapped state (`--config.num_seeds`) against the same seeds one after another,
+both through the trainer's own `experiment(config).train`.
 """
 
 from __future__ import annotations
@@ -36,10 +38,32 @@ def steps_per_second(run, state, repeats: int) -> tuple[float, object]:
     return float(np.median(times)), state
 
 
+def seeds_vmapped_vs_sequential(config, args) -> tuple[float, float]:
+    """Seconds for `args.steps` steps of `args.seeds` seeds: sequential runs, one vmapped run."""
+    config = config.copy_and_resolve_references()
+    seeds = []
+    for seed in range(args.seeds):
+        config.seed = seed
+        seeds.append(grokking.experiment(config))
+    sequential = [e.init() for e in seeds]
+
+    def run_sequential(states):
+        return [e.train(s, 0, args.steps)[0] for e, s in zip(seeds, states, strict=True)]
+
+    config.seed, config.num_seeds = 0, args.seeds
+    vmapped = grokking.experiment(config)
+    t_seq, _ = steps_per_second(run_sequential, sequential, args.repeats)
+    t_vmap, _ = steps_per_second(
+        lambda s: vmapped.train(s, 0, args.steps)[0], vmapped.init(), args.repeats
+    )
+    return t_seq, t_vmap
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="steps per timed chunk")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds vmapped vs sequential")
     parser.add_argument("--grok", metavar="WORKDIR", help="also train to grokking in WORKDIR")
     args = parser.parse_args()
     config = get_config()
@@ -65,6 +89,11 @@ def main() -> None:
     print(f"  per-step Python loop   {args.steps / t_loop:8.1f} steps/s")
     print(f"  fused lax.scan         {args.steps / t_fused:8.1f} steps/s")
     print(f"  ratio                  {t_loop / t_fused:8.2f}x   (target ≥ 1.5x)")
+    t_seq, t_vmap = seeds_vmapped_vs_sequential(config, args)
+    print(f"{args.seeds} seeds, {args.steps} steps each:")
+    print(f"  one after another      {t_seq:8.2f} s")
+    print(f"  vmapped, one state     {t_vmap:8.2f} s")
+    print(f"  ratio                  {t_seq / t_vmap:8.2f}x")
     if args.grok:
         summary = grokking.train_and_evaluate(config, args.grok)
         print(json.dumps(summary, indent=1))

@@ -79,13 +79,13 @@ GROKKING = [
         "A one-layer transformer learns `(a + b) mod p` from 30 % of the pairs with "
         "full-batch AdamW (weight decay 1.0). Train accuracy saturates early; test accuracy "
         "jumps much later (grokking). We follow MIR and HDR of train and test features "
-        "(the residual stream at `=`) against the unembedding.\n\n"
+        "(the residual stream at `=`; the attention output and MLP activations are logged "
+        "too) against the unembedding, and when each early-warning signal turns.\n\n"
         "Small by default (p = 23, under a minute on a CPU). `PAPER_SETTING = True` runs the "
         "papers' p = 113 task (about 10 minutes on a 2-core CPU, far less on an accelerator)."
     ),
     SETUP,
     new_code_cell(
-        "import json\n"
         "import pathlib\n"
         "import tempfile\n\n"
         "from IPython.display import Image, display\n\n"
@@ -97,7 +97,11 @@ GROKKING = [
         "config = get_config('default' if PAPER_SETTING else 'small')\n"
         "workdir = pathlib.Path(tempfile.mkdtemp(prefix='grokking_'))\n"
         "summary = grokking.train_and_evaluate(config, workdir)\n"
-        "print(json.dumps(summary, indent=1))"
+        "print({k: summary[k] for k in ('train_fit_at', 'jump_at', 'grokked_at')})\n"
+        "# Early-warning signals: step and lead (steps before test accuracy reaches 50 % / 99 %).\n"
+        "for name in ('eval_train/mir peak', 'eval_train/hdr rise', "
+        "'eval_train/effective_rank fall', 'weight_norm peak'):\n"
+        "    print(f'{name:>32}', summary['signals'][name])"
     ),
     new_code_cell("display(Image(filename=str(workdir / 'grokking.png')))"),
     new_code_cell(

@@ -4,6 +4,13 @@ Token + learned position embeddings, one attention layer (4 heads × 32), a ReLU
 MLP (512), no LayerNorm by default, and the unembedding as the `head`. Only the
 `=` (last) position feeds the logits in a one-layer model, so queries and the
 MLP are computed there alone; keys and values use every position.
+
+Representation taps for the grokking study are sown into the `intermediates`
+collection (`model.apply(..., mutable=["intermediates"])`), each at `=`:
+`attention` (what the attention block adds to the residual stream, `(n, width)`),
+`mlp_hidden` (the ReLU activations, `(n, mlp_dim)`) and `residual` (the residual
+stream after the MLP, before any final LayerNorm). The returned `features` are
+what the head reads: `residual`, or its LayerNorm when `layer_norm=True`.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ class Transformer(nn.Module):
         attended = jnp.einsum("nht,nthd->nhd", weights, v)
         out = nn.DenseGeneral(self.width, axis=(-2, -1), use_bias=False, name="out")(attended)
         residual = x[:, -1] + out
-        h = norm("ln_mlp")(residual)
-        h = nn.Dense(self.width, name="mlp_out")(nn.relu(nn.Dense(self.mlp_dim, name="mlp_in")(h)))
-        features = norm("ln_final")(residual + h)  # what the head reads
+        hidden = nn.relu(nn.Dense(self.mlp_dim, name="mlp_in")(norm("ln_mlp")(residual)))
+        residual = residual + nn.Dense(self.width, name="mlp_out")(hidden)
+        for name, value in (("attention", out), ("mlp_hidden", hidden), ("residual", residual)):
+            self.sow("intermediates", name, value)
+        features = norm("ln_final")(residual)  # what the head reads
         logits = nn.Dense(self.num_classes, use_bias=False, name="head")(features)
         return logits, features

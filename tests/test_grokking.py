@@ -1,6 +1,7 @@
 """Grokking: the modular-arithmetic dataset, the transformer, the fused loop and resume."""
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import models
-from trainers import grokking, metrics
+from trainers import grokfast, grokking, grokking_study, metrics
 from trainers.configs.grokking import get_config
 from trainers.data import modular
 from trainers.state import TrainState, train_step
@@ -107,11 +108,14 @@ def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
     summary = grokking.train_and_evaluate(_small(data_dir), tmp_path / "full")
     records = _evals(tmp_path / "full")
     assert records[-1]["eval_train/accuracy"] == 1.0 and summary["train_fit_at"] <= 300
-    keys = {
-        f"{s}/{k}"
-        for s in ("eval_train", "eval")
-        for k in ("loss", "accuracy", "mir", "hdr", "mi", "h_features", "h_heads")
+    keys = {f"{s}/{k}" for s in ("eval_train", "eval", "eval_table") for k in ("loss", "accuracy")}
+    keys |= {
+        grokking.interplay_key(s, r, k)
+        for s in grokking.SAMPLES
+        for r in ("features", "attention", "mlp_hidden")
+        for k in ("mir", "hdr", "mi", "h_features", "h_heads")
     }
+    assert "eval_table/mlp_hidden_hdr" in keys and "eval_batch/mir" in keys
     train = {f"train/{k}" for k in ("loss", "grad_norm", "update_norm", "param_norm")}
     train |= {"train/learning_rate", "train/steps_per_sec"}
     assert set(records[-1]) == keys | train | {"step", "time"}
@@ -142,3 +146,156 @@ def test_layer_norm_features_are_what_the_head_reads():
     params = model.init(jax.random.key(0), tokens)["params"]
     logits, features = model.apply({"params": params}, tokens)
     np.testing.assert_allclose(logits, features @ params["head"]["kernel"], rtol=1e-5, atol=1e-6)
+
+
+def test_grokfast_filter_against_a_hand_computed_three_steps():
+    # α = 0.5, λ = 2; gradients 1, 3, −1 (and twice that in a second leaf).
+    # m: 1 (the first gradient), 0.5·1 + 0.5·3 = 2, 0.5·2 + 0.5·(−1) = 0.5
+    # out = g + 2m: 3, 7, 0
+    tx = grokfast.ema_filter(alpha=0.5, lamb=2.0)
+    params = {"a": jnp.zeros(()), "b": jnp.zeros(2)}
+    state = tx.init(params)
+    for g, expected in ((1.0, 3.0), (3.0, 7.0), (-1.0, 0.0)):
+        grads = {"a": jnp.asarray(g), "b": jnp.full(2, 2 * g)}
+        out, state = tx.update(grads, state, params)
+        np.testing.assert_allclose(out["a"], expected, rtol=1e-6)
+        np.testing.assert_allclose(out["b"], 2 * expected, rtol=1e-6)
+    assert int(state.count) == 3
+    with pytest.raises(ValueError, match="alpha"):
+        grokfast.ema_filter(alpha=1.0)
+
+
+def test_taps_equal_a_manual_forward_pass():
+    config = get_config("small")
+    model = grokking.make_model(config)
+    tokens = jnp.array([[1, 2, 23], [5, 7, 23], [3, 3, 23], [22, 0, 23]])
+    params = model.init(jax.random.key(1), tokens)["params"]
+    logits, reps = grokking.taps(params, model, tokens)
+    P = jax.tree.map(np.asarray, params)  # noqa: N806
+    x = P["embed"]["embedding"][np.asarray(tokens)] + P["position"][:3]  # (n, 3, width)
+    q = np.einsum("nw,whd->nhd", x[:, -1], P["query"]["kernel"])
+    k = np.einsum("ntw,whd->nthd", x, P["key"]["kernel"])
+    v = np.einsum("ntw,whd->nthd", x, P["value"]["kernel"])
+    scores = np.einsum("nhd,nthd->nht", q, k) / np.sqrt(config.head_dim)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    attention = np.einsum("nhd,hdw->nw", np.einsum("nht,nthd->nhd", weights, v), P["out"]["kernel"])
+    hidden = np.maximum((x[:, -1] + attention) @ P["mlp_in"]["kernel"] + P["mlp_in"]["bias"], 0)
+    residual = x[:, -1] + attention + hidden @ P["mlp_out"]["kernel"] + P["mlp_out"]["bias"]
+    head = P["head"]["kernel"].T
+    expected = {
+        "features": (residual, head),
+        "residual": (residual, head),
+        "attention": (attention, head),
+        "mlp_hidden": (hidden, head @ P["mlp_out"]["kernel"].T),
+    }
+    assert set(reps) == set(grokking.REPRESENTATIONS) == set(expected)
+    for name, (features, w) in expected.items():
+        np.testing.assert_allclose(reps[name][0], features, rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(reps[name][1], w, rtol=1e-4, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(logits, residual @ head.T, rtol=1e-4, atol=1e-5)
+    # The MLP's head is its logit map: hidden @ W_hidden.T is the MLP's share of the logits.
+    np.testing.assert_allclose(
+        hidden @ expected["mlp_hidden"][1].T,
+        hidden @ P["mlp_out"]["kernel"] @ head.T,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def _log(steps, test, train=1.0, mir=None, hdr=None, h=None, norm=None):
+    """Hand-made eval records."""
+    rows = []
+    for i, step in enumerate(steps):
+        row = {"step": step, "eval/accuracy": test[i], "eval_train/accuracy": train}
+        row |= {"eval/mir": mir[i], "eval/hdr": hdr[i], "eval/h_features": h[i]}
+        row["train/param_norm"] = norm[i]
+        rows.append(row)
+    return rows
+
+
+def test_summary_landmarks_and_leads_on_a_hand_made_log():
+    records = _log(
+        steps=[0, 100, 200, 300, 400, 500],
+        test=[0.0, 0.1, 0.2, 0.6, 0.995, 1.0],
+        mir=[0.4, 0.6, 0.5, 0.3, 0.35, 0.36],  # peak at 100
+        hdr=[0.1, 0.1, 0.5, 0.6, 0.2, 0.2],  # largest rise 0.1 → 0.5 at 200
+        h=[np.log(10), np.log(9), np.log(2), np.log(1.5), 0.0, 0.0],  # rank falls most at 200
+        norm=[5, 9, 8, 7, 6, 5],  # peak at 100
+    )
+    s = grokking.summarize(records, threshold=0.99)
+    assert (s["train_fit_at"], s["jump_at"], s["grokked_at"]) == (0, 300, 400)
+    assert s["landmarks"]["eval/mir"] == {
+        "init": 0.4,
+        "train_fit": 0.4,
+        "jump": 0.3,
+        "grokked": 0.35,
+        "max": [100, 0.6],
+        "min": [300, 0.3],
+    }
+    expected = {
+        "eval/mir peak": 100,
+        "eval/hdr rise": 200,
+        "eval/effective_rank fall": 200,
+        "weight_norm peak": 100,
+    }
+    assert {k: v["step"] for k, v in s["signals"].items()} == expected
+    for name, step in expected.items():
+        assert s["signals"][name]["lead_jump"] == 300 - step
+        assert s["signals"][name]["lead_grokked"] == 400 - step
+
+
+def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
+    # Grokfast on, so its EMA state is part of what must resume exactly.
+    base = dict(num_seeds=2, representations="features,mlp_hidden", grokfast=True)
+    grokking.train_and_evaluate(_small(data_dir, num_steps=150, **base), tmp_path / "full")
+    grokking.train_and_evaluate(_small(data_dir, num_steps=100, **base), tmp_path / "resumed")
+    summaries = grokking.train_and_evaluate(
+        _small(data_dir, num_steps=150, **base), tmp_path / "resumed"
+    )
+    assert len(summaries) == 2
+    for seed in ("seed_0", "seed_1"):
+        full, resumed = _evals(tmp_path / "full" / seed), _evals(tmp_path / "resumed" / seed)
+        assert [r["step"] for r in resumed] == [r["step"] for r in full] == [0, 50, 100, 150]
+        assert "eval_batch/mlp_hidden_mir" in full[-1] and "eval/attention_mir" not in full[-1]
+        for key in full[-1].keys() - {"time", "train/steps_per_sec"}:
+            np.testing.assert_allclose(resumed[-1][key], full[-1][key], rtol=1e-5, err_msg=key)
+        assert (tmp_path / "full" / seed / "summary.json").exists()
+    seeds = [_evals(tmp_path / "full" / s)[0]["eval/mir"] for s in ("seed_0", "seed_1")]
+    assert seeds[0] != seeds[1]  # different initializations
+    # Member 0 of the vmapped run starts where a single run of seed 0 starts.
+    single = grokking.train_and_evaluate(
+        _small(data_dir, num_steps=50, representations="features"), tmp_path / "single"
+    )
+    assert single["last_step"] == 50
+    np.testing.assert_allclose(_evals(tmp_path / "single")[0]["eval/mir"], seeds[0], rtol=1e-5)
+
+
+def test_study_tables_from_hand_made_runs(tmp_path):
+    mir = [0.4, 0.6, 0.5, 0.3, 0.35, 0.36]
+    for seed, jump_test in ((0, 0.6), (1, 0.4)):  # seed 1 jumps one eval later
+        d = tmp_path / "multi" / f"seed_{seed}"
+        d.mkdir(parents=True)
+        records = _log(
+            [0, 100, 200, 300, 400, 500],
+            [0.0, 0.1, 0.2, jump_test, 0.995, 1.0],
+            mir=mir,
+            hdr=[0.1, 0.1, 0.5, 0.6, 0.2, 0.2],
+            h=[2.0, 1.0, 0.5, 0.4, 0.3, 0.3],
+            norm=[5, 9, 8, 7, 6, 5],
+        )
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        summary = grokking.summarize(records, threshold=0.99)
+        (d / "summary.json").write_text(json.dumps(summary))
+    runs = grokking_study.load([tmp_path / "multi"])
+    assert len(runs) == 2
+    leads = grokking_study.lead_table([s for _, s in runs])
+    # MIR peaks at 100; jumps (≥ 50 %) at 300 and 400: leads 200 and 300; grokked at 400 both.
+    assert "| eval/mir peak | 250 ± 71 | 2/2 | 300 ± 0 | 2/2 |" in leads
+    c = grokking_study.claims(runs, "eval", "features")
+    assert c["mir_0"] == [0.4, 0.4] and c["mir_1000"] == [0.36, 0.36]
+    assert c["mir_before"] == [0.4, 0.4]  # 500 before the jump is clipped to step 0
+    assert c["hdr_jump_max"] == [0.6, 0.6] and c["hdr_rise_from_jump"] == [-100, -200]
+    assert "| eval | features | 0.400 ± 0.000 → 0.360 ± 0.000 |" in grokking_study.report(runs)
+    with pytest.raises(ValueError, match="summary.json"):
+        grokking_study.load([tmp_path])

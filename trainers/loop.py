@@ -52,8 +52,13 @@ class Experiment:
         go on the progress bar).
       learning_rate: `step → learning rate` (the optimizer's schedule).
       plot: `(records, workdir)`; called at the end with all records.
-      finished: `records → bool`, an early stop checked after each eval.
+      finished: `runs → bool`, an early stop checked after each eval; `runs`
+        holds the records of each member (one list for a single run).
       close: releases what `train` holds (data iterators).
+      members: names of the runs trained together in one state (e.g. seeds
+        vmapped over); empty for a single run. With members, every value of
+        `train`'s metrics and of `evaluate` carries a trailing member axis, and
+        member m's rows, TensorBoard events and plot go to `workdir/m/`.
     """
 
     name: str
@@ -62,8 +67,9 @@ class Experiment:
     evaluate: Callable[[TrainState], dict[str, float]]
     learning_rate: Callable[[int], float]
     plot: Callable[[list[dict], pathlib.Path], None]
-    finished: Callable[[list[dict]], bool] = lambda records: False
+    finished: Callable[[list[list[dict]]], bool] = lambda runs: False
     close: Callable[[], None] = lambda: None
+    members: tuple[str, ...] = ()
 
 
 def itstime(step: int, every: int | None, last: int) -> bool:
@@ -116,12 +122,43 @@ def prepare_workdir(
     return workdir
 
 
-def _train_row(per_step: dict, first_step: int, seconds: float) -> dict[str, float]:
-    """Means of the per-step training metrics (host arrays); stops at a non-finite loss."""
-    metrics.check_finite(per_step["loss"], first_step)
-    row = {f"train/{k}": float(np.mean(v)) for k, v in per_step.items()}
-    row["train/steps_per_sec"] = len(np.atleast_1d(per_step["loss"])) / max(seconds, 1e-9)
+def _train_row(per_step: dict, first_step: int, seconds: float) -> dict[str, np.ndarray]:
+    """Means over steps of the per-step training metrics (host arrays `(steps[, members])`).
+
+    Stops at a non-finite loss of any member.
+    """
+    losses = np.asarray(per_step["loss"])
+    metrics.check_finite(losses.reshape(len(losses), -1).sum(1), first_step)
+    row = {f"train/{k}": np.mean(v, axis=0) for k, v in per_step.items()}
+    row["train/steps_per_sec"] = len(losses) / max(seconds, 1e-9)
     return row
+
+
+class _Writers:
+    """One `MetricWriter` per member; splits rows whose values carry a member axis."""
+
+    def __init__(self, workdir: pathlib.Path, members: tuple[str, ...], start: int):
+        self.members = members
+        dirs = [workdir / m for m in members] if members else [workdir]
+        for d in dirs:
+            d.mkdir(exist_ok=True)
+        self.dirs = dirs
+        self.writers = [metrics.MetricWriter(d, resume_step=start) for d in dirs]
+
+    @property
+    def runs(self) -> list[list[dict]]:
+        return [w.records for w in self.writers]
+
+    def write(self, step: int, seconds: float, row: dict, where: str | None = None) -> None:
+        """Writes member m's slice of `row`; `where` names an eval row to check for non-finite."""
+        for i, (d, w) in enumerate(zip(self.dirs, self.writers, strict=True)):
+            values = {k: np.broadcast_to(v, (len(self.writers),))[i] for k, v in row.items()}
+            if where is not None:
+                member = f" ({d.name})" if self.members else ""
+                metrics.report_nonfinite(
+                    {k: v for k, v in values.items() if k.startswith("eval")}, where + member
+                )
+            w.write(step, seconds, values)
 
 
 def run(
@@ -129,7 +166,7 @@ def run(
     config: ml_collections.ConfigDict,
     workdir: str | pathlib.Path,
     resumable: Iterable[str] = (),
-) -> list[dict]:
+) -> list[dict] | list[list[dict]]:
     """Trains `experiment` to `config.num_steps` (or until it is `finished`), resuming.
 
     The cadence comes from `config`: `num_steps`, `eval_every`, `checkpoint_every`
@@ -137,7 +174,8 @@ def run(
     rows only at evals; all checkpoints kept).
 
     Returns:
-      All metric records of the run (earlier sessions' included).
+      All metric records of the run (earlier sessions' included); with
+      `experiment.members`, one such list per member.
     """
     workdir = prepare_workdir(config, workdir, resumable)
     num_steps, eval_every, checkpoint_every = (
@@ -151,15 +189,14 @@ def run(
     start, meta = mngr.latest_step() or 0, {"elapsed": 0.0}
     if start:
         state, meta = checkpoints.restore(mngr, start, state)
-    writer = metrics.MetricWriter(workdir, resume_step=start)
+    writers = _Writers(workdir, experiment.members, start)
     t0 = time.perf_counter() - meta["elapsed"]
-    if start >= num_steps or (start and experiment.finished(writer.records)):
+    if start >= num_steps or (start and experiment.finished(writers.runs)):
         print(f"{workdir}: already finished at step {start} (resumed from checkpoint).")
     else:
         if start == 0:  # the dynamics start at initialization
             values = experiment.evaluate(state)
-            metrics.report_nonfinite(values, "eval at step 0")
-            writer.write(0, time.perf_counter() - t0, values)
+            writers.write(0, time.perf_counter() - t0, values, "eval at step 0")
         bar = tqdm(
             total=num_steps, initial=start, desc=experiment.name, disable=jax.process_index() != 0
         )
@@ -172,15 +209,15 @@ def run(
                 per_step = jax.device_get(per_step)
                 row = _train_row(per_step, step + 1, time.perf_counter() - tick)
                 row["train/learning_rate"] = float(experiment.learning_rate(stop - 1))
-                if itstime(stop, eval_every, num_steps):
-                    values = experiment.evaluate(state)
-                    metrics.report_nonfinite(values, f"eval at step {stop}")
-                    row.update(values)
-                writer.write(stop, time.perf_counter() - t0, row)
+                evaluated = itstime(stop, eval_every, num_steps)
+                if evaluated:
+                    row.update(experiment.evaluate(state))
+                where = f"eval at step {stop}" if evaluated else None
+                writers.write(stop, time.perf_counter() - t0, row, where)
                 bar.update(stop - step)
-                bar.set_postfix({k: f"{row[k]:.3f}" for k in POSTFIX if k in row})
+                bar.set_postfix({k: f"{np.mean(row[k]):.3f}" for k in POSTFIX if k in row})
                 step = stop
-                finished = "eval/accuracy" in row and experiment.finished(writer.records)
+                finished = evaluated and experiment.finished(writers.runs)
                 if finished or itstime(step, checkpoint_every, num_steps):
                     checkpoints.save(mngr, step, state, {"elapsed": time.perf_counter() - t0})
                 if finished:
@@ -190,6 +227,7 @@ def run(
             experiment.close()
             mngr.wait_until_finished()
     mngr.close()
-    writer.close(hparams=configs.flat(config))
-    experiment.plot(writer.records, workdir)
-    return writer.records
+    for d, w in zip(writers.dirs, writers.writers, strict=True):
+        w.close(hparams=configs.flat(config))
+        experiment.plot(w.records, d)
+    return writers.runs if experiment.members else writers.runs[0]

@@ -6,6 +6,12 @@
 Default: p = 113, a + b, 30 % train, AdamW lr 1e-3, weight decay 1.0,
 betas (0.9, 0.98). `small` is p = 23 (60 % train, lr 3e-3; groks in about
 1 000 steps) for notebooks and tests. `,runlocal` shrinks either to a smoke run.
+
+    python -m trainers.grokking --config trainers/configs/grokking.py:default --workdir DIR \
+        --config.num_seeds=5 --config.grokfast=True
+
+trains seeds `seed … seed + 4` together (vmapped; `DIR/seed_<s>/` per seed) with
+Grokfast's EMA gradient filter before AdamW.
 """
 
 import ml_collections
@@ -29,7 +35,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.train_fraction = 0.3
     c.split_seed = 0
     c.data_dir = configs.placeholder(str)
-    c.seed = 0
+    c.seed = 0  # parameter initialization (the split is split_seed's)
+    c.num_seeds = 1  # > 1: seeds seed … seed + num_seeds − 1 trained together, vmapped
 
     c.width = 128
     c.num_heads = 4
@@ -42,6 +49,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.weight_decay = 1.0
     c.b1 = 0.9
     c.b2 = 0.98
+    # Grokfast (Lee et al., 2024): g ← g + lamb·EMA_alpha(g) before AdamW.
+    c.grokfast = False
+    c.grokfast_alpha = 0.98
+    c.grokfast_lamb = 2.0
 
     c.num_steps = 30_000  # full-batch steps = epochs
     c.eval_every = 100  # steps fused into one jitted call; metrics after each
@@ -50,6 +61,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.checkpoint_every = 1_000
     c.interplay_samples = configs.placeholder(int)  # fixed subset per split; None: whole split
     c.interplay_samples = 1024
+    # Interplay of each representation (comma-separated; trainers.grokking.REPRESENTATIONS)
+    # with the unembedding, on each sample set (trainers.grokking.SAMPLES).
+    c.representations = "features,attention,mlp_hidden"
+    c.samples = "train,test,table,batch"
 
     if preset == "small":
         c.p, c.train_fraction, c.learning_rate = 23, 0.6, 3e-3
