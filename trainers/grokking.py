@@ -41,6 +41,10 @@ REPRESENTATIONS = {
     "attention": "the attention block's output at `=` (what it adds to the stream)",
     "mlp_hidden": "the MLP's ReLU activations; head `W_U·W_outᵀ (C, mlp_dim)`, their logit map",
 }
+#: A representation named `<name>_centred` is measured with its mean over the measured
+#: samples removed: a direction every sample shares (the residual stream grows one during
+#: memorization) otherwise dominates the cosine Gram `G(Z)` and its entropy.
+CENTRED = "_centred"
 #: Sample set → metric prefix. `batch` is a fresh random draw from the train split every eval.
 SAMPLES = {"train": "eval_train", "test": "eval", "table": "eval_table", "batch": "eval_batch"}
 INTERPLAY = ("mir", "hdr", "mi", "h_features", "h_heads")
@@ -52,12 +56,17 @@ def interplay_key(samples: str, representation: str, name: str) -> str:
     return f"{SAMPLES[samples]}/{prefix}{name}"
 
 
-def _names(value: str, known: dict, field: str) -> tuple[str, ...]:
+def _names(value: str, known, field: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = sorted(set(names) - set(known))
     if unknown or not names:
         raise ValueError(f"config.{field}={value!r}: choose from {', '.join(known)}.")
     return names
+
+
+def _representations(value: str) -> tuple[str, ...]:
+    known = [n + c for n in REPRESENTATIONS for c in ("", CENTRED)]
+    return _names(value, known, "representations")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -82,7 +91,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.num_seeds must be ≥ 1, got {config.num_seeds}.")
     if config.grokfast:
         grokfast.ema_filter(config.grokfast_alpha, config.grokfast_lamb)
-    _names(config.representations, REPRESENTATIONS, "representations")
+    _representations(config.representations)
     _names(config.samples, SAMPLES, "samples")
 
 
@@ -146,6 +155,8 @@ def evaluate(params, key, table, subsets, *, num_train: int, model, representati
       table: `(tokens, labels)` of the whole table, the train split first.
       num_train: size of the train split.
       subsets: sample set → fixed indices into the table.
+      representations: `REPRESENTATIONS` names, each optionally with the suffix `CENTRED`.
+      samples: `SAMPLES` names.
     """
     tokens, labels = table
     logits, reps = taps(params, model, tokens)
@@ -163,8 +174,11 @@ def evaluate(params, key, table, subsets, *, num_train: int, model, representati
     for name in samples:
         idx = indices[name]
         for rep in representations:
-            features, head = reps[rep]
-            r = it.interplay(features[idx], labels[idx], head)
+            features, head = reps[rep.removesuffix(CENTRED)]
+            features = features[idx]
+            if rep.endswith(CENTRED):
+                features = features - features.mean(0)
+            r = it.interplay(features, labels[idx], head)
             out.update({interplay_key(name, rep, k): getattr(r, k) for k in INTERPLAY})
     return out
 
@@ -294,7 +308,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
             evaluate,
             num_train=num_train,
             model=model,
-            representations=_names(config.representations, REPRESENTATIONS, "representations"),
+            representations=_representations(config.representations),
             samples=_names(config.samples, SAMPLES, "samples"),
         )
         out = jax.vmap(one_member, in_axes=(0, 0, None, None))(params, keys, table, subsets)

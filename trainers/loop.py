@@ -15,7 +15,9 @@ big_vision's `train.py`:
   `train/learning_rate`, `train/steps_per_sec`; eval rows add the evaluator's
   `eval/...` values; a non-finite loss stops the run naming its step;
 * elapsed time across restarts, a tqdm bar, the final plot, and the
-  hyper-parameters with the final metrics in TensorBoard's hparams.
+  hyper-parameters with the final metrics in TensorBoard's hparams;
+* runs trained together in one state (`Experiment.members`, e.g. vmapped
+  seeds): one checkpoint, one metrics file and plot per member.
 """
 
 from __future__ import annotations

@@ -61,9 +61,12 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.checkpoint_every = 1_000
     c.interplay_samples = configs.placeholder(int)  # fixed subset per split; None: whole split
     c.interplay_samples = 1024
-    # Interplay of each representation (comma-separated; trainers.grokking.REPRESENTATIONS)
-    # with the unembedding, on each sample set (trainers.grokking.SAMPLES).
-    c.representations = "features,attention,mlp_hidden"
+    # Interplay of each representation (comma-separated; trainers.grokking.REPRESENTATIONS,
+    # each also as <name>_centred: its mean over the measured samples removed) with the
+    # unembedding, on each sample set (trainers.grokking.SAMPLES).
+    c.representations = (
+        "features,features_centred,attention,attention_centred,mlp_hidden,mlp_hidden_centred"
+    )
     c.samples = "train,test,table,batch"
 
     if preset == "small":
