@@ -143,53 +143,60 @@ def variants(summary: dict) -> list[tuple[str, str]]:
 
 def plot_aligned(runs, path, keys=("mir", "hdr")) -> None:
     """MIR and HDR of every variant against steps from each seed's jump (test ≥ 50 %)."""
-    reps = sorted({rep for _, rep in variants(runs[0][1])})
-    fig, axes = plt.subplots(len(keys), len(reps), figsize=(5 * len(reps), 3.6 * len(keys)))
-    axes = np.atleast_2d(axes)
+    reps = sorted({rep for _, rep in variants(runs[0][1])}, key=lambda r: (r != "features", r))
+    fig, axes = plt.subplots(
+        len(keys), len(reps), figsize=(3.6 * len(reps), 3.2 * len(keys)), squeeze=False
+    )
+    first_jump = min(s["jump_at"] for _, s in runs if s["jump_at"] is not None)
     for i, key in enumerate(keys):
         for j, rep in enumerate(reps):
             ax = axes[i, j]
-            for samples in grokking.SAMPLES:
+            for c, samples in enumerate(grokking.SAMPLES):
                 name = grokking.interplay_key(samples, rep, key)
                 for n, (records, summary) in enumerate(runs):
-                    xs, ys = zip(*[(r["step"], r[name]) for r in records if name in r], strict=True)
+                    rows = [r for r in records if name in r]
                     ax.plot(
-                        np.array(xs) - summary["jump_at"],
-                        ys,
-                        c=f"C{list(grokking.SAMPLES).index(samples)}",
-                        lw=0.7,
+                        [r["step"] - summary["jump_at"] for r in rows],
+                        [r[name] for r in rows],
+                        c=f"C{c}",
+                        lw=0.6,
                         alpha=0.7,
                         label=samples if n == 0 else None,
                     )
             ax.axvline(0, c="k", lw=0.8, ls=":")
-            ax.set(title=f"{rep}", xlabel="steps from the jump (test ≥ 50 %)", ylabel=key.upper())
-            ax.set_xlim(-6000, 2500)
+            ax.set(title=rep, xlabel="steps from the jump (test ≥ 50 %)", ylabel=key.upper())
+            ax.set_xlim(-first_jump, 1500)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    fig.suptitle("MIR / HDR around the test-accuracy jump (one line per seed)")
+            ax.legend(fontsize=7)
+    fig.suptitle("MIR / HDR around the test-accuracy jump (one line per seed and sample set)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
 def plot_compare(runs, other, path, labels=("AdamW", "AdamW + Grokfast")) -> None:
-    """Test accuracy, MIR and HDR of test features, two sets of runs, log steps."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    """Test accuracy, MIR and HDR (raw and centred features, test split) of two sets of runs."""
+    keys = ("eval/accuracy", "eval/mir", "eval/features_centred_mir", "eval/hdr")
+    keys += ("eval/features_centred_hdr",)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6))
     for c, (group, label) in enumerate(zip((runs, other), labels, strict=True)):
         for n, (records, _) in enumerate(group):
             rows = [r for r in metrics.evals(records) if r["step"] > 0]
-            for ax, key in zip(axes, ("eval/accuracy", "eval/mir", "eval/hdr"), strict=True):
-                xs = [r["step"] for r in rows]
+            for ax, key in zip(axes, keys, strict=True):
                 ax.plot(
-                    xs, [r[key] for r in rows], c=f"C{c}", lw=0.8, label=label if n == 0 else None
+                    [r["step"] for r in rows],
+                    [r.get(key, np.nan) for r in rows],
+                    c=f"C{c}",
+                    lw=0.8,
+                    label=label if n == 0 else None,
                 )
-    for ax, name in zip(axes, ("test accuracy", "MIR (test)", "HDR (test)"), strict=True):
-        ax.set(xscale="log", xlabel="step", ylabel=name)
+    for ax, key in zip(axes, keys, strict=True):
+        ax.set(xscale="log", xlabel="step", title=key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("(a + b) mod 113: AdamW vs AdamW + Grokfast (one line per seed)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
