@@ -136,6 +136,15 @@ def test_bad_trainer_config(tmp_path, data_dir):
         grokking.train_and_evaluate(_small(data_dir, num_steps=275), tmp_path)
     with pytest.raises(ValueError, match="num_heads must be positive"):
         grokking.train_and_evaluate(_small(data_dir, num_heads=0), tmp_path)
+    with pytest.raises(ValueError, match="representations='features,logits'.*mlp_hidden_centred"):
+        grokking.train_and_evaluate(_small(data_dir, representations="features,logits"), tmp_path)
+    with pytest.raises(ValueError, match="samples"):
+        grokking.train_and_evaluate(_small(data_dir, samples=""), tmp_path)
+    with pytest.raises(ValueError, match="num_seeds"):
+        grokking.train_and_evaluate(_small(data_dir, num_seeds=0), tmp_path)
+    with pytest.raises(ValueError, match="Grokfast alpha"):
+        grokking.train_and_evaluate(_small(data_dir, grokfast=True, grokfast_alpha=1.5), tmp_path)
+    assert not (tmp_path / "config.json").exists()  # refused before anything was written
 
 
 def test_layer_norm_features_are_what_the_head_reads():
