@@ -112,10 +112,10 @@ def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
     keys |= {
         grokking.interplay_key(s, r, k)
         for s in grokking.SAMPLES
-        for r in ("features", "attention", "mlp_hidden")
+        for r in get_config("small").representations.split(",")
         for k in ("mir", "hdr", "mi", "h_features", "h_heads")
     }
-    assert "eval_table/mlp_hidden_hdr" in keys and "eval_batch/mir" in keys
+    assert {"eval_table/mlp_hidden_hdr", "eval_batch/mir", "eval/features_centred_mir"} <= keys
     train = {f"train/{k}" for k in ("loss", "grad_norm", "update_norm", "param_norm")}
     train |= {"train/learning_rate", "train/steps_per_sec"}
     assert set(records[-1]) == keys | train | {"step", "time"}
