@@ -110,7 +110,7 @@ GROKKING = [
         "    print(f\"{r['step']:>6}  train acc {r['eval_train/accuracy']:.3f}  \"\n"
         "          f\"test acc {r['eval/accuracy']:.3f}  MIR {r['eval/mir']:.3f}  \"\n"
         "          f\"HDR {r['eval/hdr']:.3f}\")\n"
-        "assert records[-1]['eval_train/accuracy'] == 1.0"
+        "assert summary['grokked_at'] is not None  # test accuracy reached 99 %"
     ),
 ]
 
