@@ -105,17 +105,18 @@ def _evals(path):
 
 
 def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
-    summary = grokking.train_and_evaluate(_small(data_dir), tmp_path / "full")
+    reps = "features,mlp_hidden_centred"  # each variant adds to the eval's compile time
+    summary = grokking.train_and_evaluate(_small(data_dir, representations=reps), tmp_path / "full")
     records = _evals(tmp_path / "full")
     assert records[-1]["eval_train/accuracy"] == 1.0 and summary["train_fit_at"] <= 300
     keys = {f"{s}/{k}" for s in ("eval_train", "eval", "eval_table") for k in ("loss", "accuracy")}
     keys |= {
         grokking.interplay_key(s, r, k)
         for s in grokking.SAMPLES
-        for r in get_config("small").representations.split(",")
+        for r in reps.split(",")
         for k in ("mir", "hdr", "mi", "h_features", "h_heads")
     }
-    assert {"eval_table/mlp_hidden_hdr", "eval_batch/mir", "eval/features_centred_mir"} <= keys
+    assert {"eval_table/mlp_hidden_centred_hdr", "eval_batch/mir"} <= keys
     train = {f"train/{k}" for k in ("loss", "grad_norm", "update_norm", "param_norm")}
     train |= {"train/learning_rate", "train/steps_per_sec"}
     assert set(records[-1]) == keys | train | {"step", "time"}
@@ -123,8 +124,10 @@ def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
     assert (tmp_path / "full" / "grokking.png").stat().st_size > 20_000
     assert (tmp_path / "full" / "summary.json").exists()
     # Stop at 200, then continue the same workdir to 300: same end as the uninterrupted run.
-    grokking.train_and_evaluate(_small(data_dir, num_steps=200), tmp_path / "resumed")
-    grokking.train_and_evaluate(_small(data_dir), tmp_path / "resumed")
+    grokking.train_and_evaluate(
+        _small(data_dir, num_steps=200, representations=reps), tmp_path / "resumed"
+    )
+    grokking.train_and_evaluate(_small(data_dir, representations=reps), tmp_path / "resumed")
     resumed = _evals(tmp_path / "resumed")
     assert [r["step"] for r in resumed] == [r["step"] for r in records]
     for key in keys | train - {"train/steps_per_sec"}:
@@ -256,7 +259,8 @@ def test_summary_landmarks_and_leads_on_a_hand_made_log():
 
 def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
     # Grokfast on, so its EMA state is part of what must resume exactly.
-    base = dict(num_seeds=2, representations="features,mlp_hidden", grokfast=True)
+    base = dict(num_seeds=2, representations="features,mlp_hidden", samples="train,batch")
+    base["grokfast"] = True
     grokking.train_and_evaluate(_small(data_dir, num_steps=150, **base), tmp_path / "full")
     grokking.train_and_evaluate(_small(data_dir, num_steps=100, **base), tmp_path / "resumed")
     summaries = grokking.train_and_evaluate(
@@ -270,14 +274,16 @@ def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
         for key in full[-1].keys() - {"time", "train/steps_per_sec"}:
             np.testing.assert_allclose(resumed[-1][key], full[-1][key], rtol=1e-5, err_msg=key)
         assert (tmp_path / "full" / seed / "summary.json").exists()
-    seeds = [_evals(tmp_path / "full" / s)[0]["eval/mir"] for s in ("seed_0", "seed_1")]
+    seeds = [_evals(tmp_path / "full" / s)[0]["eval_train/mir"] for s in ("seed_0", "seed_1")]
     assert seeds[0] != seeds[1]  # different initializations
     # Member 0 of the vmapped run starts where a single run of seed 0 starts.
     single = grokking.train_and_evaluate(
         _small(data_dir, num_steps=50, representations="features"), tmp_path / "single"
     )
     assert single["last_step"] == 50
-    np.testing.assert_allclose(_evals(tmp_path / "single")[0]["eval/mir"], seeds[0], rtol=1e-5)
+    np.testing.assert_allclose(
+        _evals(tmp_path / "single")[0]["eval_train/mir"], seeds[0], rtol=1e-5
+    )
 
 
 def test_study_tables_from_hand_made_runs(tmp_path):
