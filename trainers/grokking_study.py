@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
 
-from trainers import grokking, metrics
+from trainers import grokking, metrics, plots
 
 #: What the papers report for the default task (PAPER.md).
 PAPER = {
@@ -168,10 +168,7 @@ def plot_aligned(runs, path, keys=("mir", "hdr")) -> None:
             ax.set_xlim(-first_jump, 1500)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle("MIR / HDR around the test-accuracy jump (one line per seed and sample set)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    plots.finish(fig, path, "MIR / HDR around the test-accuracy jump (a line per seed, sample set)")
 
 
 def plot_compare(runs, other, path, labels=("AdamW", "AdamW + Grokfast")) -> None:
@@ -194,10 +191,7 @@ def plot_compare(runs, other, path, labels=("AdamW", "AdamW + Grokfast")) -> Non
         ax.set(xscale="log", xlabel="step", title=key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("(a + b) mod 113: AdamW vs AdamW + Grokfast (one line per seed)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plots.finish(fig, path, "(a + b) mod 113: AdamW vs AdamW + Grokfast (one line per seed)")
 
 
 def report(runs) -> str:

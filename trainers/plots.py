@@ -15,7 +15,8 @@ def _series(records: list[dict], key: str, x: str = "step"):
     return np.array(points).T if points else (np.array([]), np.array([]))
 
 
-def _finish(fig, path: str | pathlib.Path, title: str) -> None:
+def finish(fig, path: str | pathlib.Path, title: str) -> None:
+    """Titles, lays out, saves and closes `fig`."""
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -49,7 +50,7 @@ def plot_dynamics(
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    _finish(fig, path, title)
+    finish(fig, path, title)
 
 
 def plot_grokking(
@@ -66,7 +67,7 @@ def plot_grokking(
         ax.set(xscale="log", xlabel="step (= epoch, full batch)", ylabel=name.upper())
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    _finish(fig, path, title)
+    finish(fig, path, title)
 
 
 def plot_panels(
@@ -93,4 +94,4 @@ def plot_panels(
         if len(keys) > 1:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    _finish(fig, path, title)
+    finish(fig, path, title)
