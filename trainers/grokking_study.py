@@ -143,6 +143,7 @@ def variants(summary: dict) -> list[tuple[str, str]]:
 
 def plot_aligned(runs, path, keys=("mir", "hdr")) -> None:
     """MIR and HDR of every variant against steps from each seed's jump (test ≥ 50 %)."""
+    runs = [(records, s) for records, s in runs if s["jump_at"] is not None]  # aligned on it
     reps = sorted({rep for _, rep in variants(runs[0][1])}, key=lambda r: (r != "features", r))
     fig, axes = plt.subplots(
         len(keys), len(reps), figsize=(3.6 * len(reps), 3.2 * len(keys)), squeeze=False
