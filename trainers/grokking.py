@@ -29,7 +29,7 @@ from absl import flags, logging
 import infotheory as it
 import models
 from models.transformer import Transformer
-from trainers import cli, grokfast, loop, plots
+from trainers import cli, grokfast, loop, metrics, plots
 from trainers.configs import grokking as grokking_config
 from trainers.data import modular
 from trainers.state import TrainState, train_step
@@ -202,7 +202,7 @@ def _turns(records: list[dict]) -> dict[str, int]:
     fall`: the largest fall of `exp(h_features)` (RankMe's effective rank);
     `weight_norm peak`: the maximum of the parameter norm.
     """
-    evals = [r for r in records if "eval/accuracy" in r]
+    evals = metrics.evals(records)
     steps = np.array([r["step"] for r in evals])
     turns = {}
     for key in sorted(evals[0]):
@@ -230,7 +230,7 @@ def summarize(records: list[dict], threshold: float, jump: float = 0.5) -> dict:
       `max`/`min` as `[step, value]`; `signals[name]`: `step` and `lead_jump`,
       `lead_grokked` (landmark step − signal step; positive = before).
     """
-    evals = [r for r in records if "eval/accuracy" in r]
+    evals = metrics.evals(records)
     at = {
         "train_fit_at": first_at(evals, "eval_train/accuracy", threshold),
         "jump_at": first_at(evals, "eval/accuracy", jump),
