@@ -219,7 +219,8 @@ def _log(steps, test, train=1.0, mir=None, hdr=None, h=None, norm=None):
     """Hand-made eval records."""
     rows = []
     for i, step in enumerate(steps):
-        row = {"step": step, "eval/accuracy": test[i], "eval_train/accuracy": train}
+        row = {"step": step, "time": step / 10, "eval/accuracy": test[i]}
+        row["eval_train/accuracy"] = train
         row |= {"eval/mir": mir[i], "eval/hdr": hdr[i], "eval/h_features": h[i]}
         row["train/param_norm"] = norm[i]
         rows.append(row)
@@ -287,14 +288,15 @@ def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
 
 
 def test_study_tables_from_hand_made_runs(tmp_path):
-    mir = [0.4, 0.6, 0.5, 0.3, 0.35, 0.36]
-    for seed, jump_test in ((0, 0.6), (1, 0.4)):  # seed 1 jumps one eval later
+    # Seed 1 jumps one eval later than seed 0; seed 2 too, and its MIR peaks one eval later.
+    late_peak = [0.4, 0.5, 0.6, 0.3, 0.35, 0.36]
+    for seed, jump_test, peak in ((0, 0.6, 100), (1, 0.4, 100), (2, 0.4, 200)):
         d = tmp_path / "multi" / f"seed_{seed}"
         d.mkdir(parents=True)
         records = _log(
             [0, 100, 200, 300, 400, 500],
             [0.0, 0.1, 0.2, jump_test, 0.995, 1.0],
-            mir=mir,
+            mir=[0.4, 0.6, 0.5, 0.3, 0.35, 0.36] if peak == 100 else late_peak,
             hdr=[0.1, 0.1, 0.5, 0.6, 0.2, 0.2],
             h=[2.0, 1.0, 0.5, 0.4, 0.3, 0.3],
             norm=[5, 9, 8, 7, 6, 5],
@@ -303,14 +305,24 @@ def test_study_tables_from_hand_made_runs(tmp_path):
         summary = grokking.summarize(records, threshold=0.99)
         (d / "summary.json").write_text(json.dumps(summary))
     runs = grokking_study.load([tmp_path / "multi"])
-    assert len(runs) == 2
+    assert len(runs) == 3
     leads = grokking_study.lead_table([s for _, s in runs])
-    # MIR peaks at 100; jumps (≥ 50 %) at 300 and 400: leads 200 and 300; grokked at 400 both.
-    assert "| eval/mir peak | 250 ± 71 | 2/2 | 300 ± 0 | 2/2 |" in leads
+    # MIR peaks at 100, 100, 200; jumps (≥ 50 %) at 300, 400, 400: leads 200, 300, 200 and
+    # r = corr((100, 100, 200), (300, 400, 400)) = 3333 / 6667 = 0.5 by hand; grokked at 400
+    # in all three (leads 300, 300, 200), a constant landmark: no r.
+    assert "| eval/mir peak | 133 ± 58 | 233 ± 58 | 3/3 | 0.50 | 267 ± 58 | 3/3 | — |" in leads
+    # Paired by seed with runs that grok at step 200 (logged time: step / 10 s).
+    faster = [(records, summary | {"grokked_at": 200}) for records, summary in runs]
+    paired = grokking_study.paired_table(runs, faster)
+    assert "| 0 | 400 | 200 | 2.00 | 40 | 20 |" in paired
+    assert "| mean ± std | 400 ± 0 | 200 ± 0 | 2.00 ± 0.00 | 40 ± 0 | 20 ± 0 |" in paired
+    assert "fewer steps in 3 of 3 seeds" in paired
+    with pytest.raises(ValueError, match="cannot pair"):
+        grokking_study.paired_table(runs, faster[:2])
     c = grokking_study.claims(runs, "eval", "features")
-    assert c["mir_0"] == [0.4, 0.4] and c["mir_1000"] == [0.36, 0.36]
-    assert c["mir_before"] == [0.4, 0.4]  # 500 before the jump is clipped to step 0
-    assert c["hdr_jump_max"] == [0.6, 0.6] and c["hdr_rise_from_jump"] == [-100, -200]
+    assert c["mir_0"] == [0.4] * 3 and c["mir_1000"] == [0.36] * 3
+    assert c["mir_before"] == [0.4] * 3  # 500 before the jump is clipped to step 0
+    assert c["hdr_jump_max"] == [0.6] * 3 and c["hdr_rise_from_jump"] == [-100, -200, -200]
     assert "| eval | features | 0.400 ± 0.000 → 0.360 ± 0.000 |" in grokking_study.report(runs)
     with pytest.raises(ValueError, match="summary.json"):
         grokking_study.load([tmp_path])

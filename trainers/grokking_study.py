@@ -52,20 +52,39 @@ def _fmt(values, digits: int = 3) -> str:
 
 
 def lead_table(summaries: list[dict]) -> str:
-    """Every signal's lead over the jump (≥ 50 %) and over grokking (≥ 99 %), in steps."""
+    """Every signal's lead over the jump (≥ 50 %) and over grokking (≥ 99 %), in steps.
+
+    Beside the lead, the signal's own step and `r`: the Pearson correlation over runs
+    between the signal's step and the landmark's step. A signal that warns of the jump
+    moves with it (r near 1, its step spread like the jump's); one that fires at the
+    same step in every run leads only because the jump comes later (its step's spread
+    near 0, the lead's equal to the jump's; r is then noise).
+    """
     lines = [
-        "| signal | lead over test ≥ 50 % | seeds leading | lead over test ≥ 99 % "
-        "| seeds leading |",
-        "|---|---|---|---|---|",
+        "| signal | its step | lead over test ≥ 50 % | seeds leading | r "
+        "| lead over test ≥ 99 % | seeds leading | r |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in summaries[0]["signals"]:
-        cells = []
-        for landmark in ("lead_jump", "lead_grokked"):
-            leads = [s["signals"][name][landmark] for s in summaries]
-            known = [v for v in leads if v is not None]
+        cells = [_fmt([s["signals"][name]["step"] for s in summaries], 0)]
+        for landmark, at in (("lead_jump", "jump_at"), ("lead_grokked", "grokked_at")):
+            pairs = [
+                (s["signals"][name][landmark], s[at])
+                for s in summaries
+                if s["signals"][name][landmark] is not None
+            ]
+            known = [lead for lead, _ in pairs]
             cells += [_fmt(known, 0), f"{sum(v > 0 for v in known)}/{len(known)}"]
+            cells.append(_correlation([at - lead for lead, at in pairs], [at for _, at in pairs]))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _correlation(x: list[float], y: list[float]) -> str:
+    """Pearson r of `x` and `y`, "—" when fewer than 3 pairs or either is constant."""
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return "—"
+    return f"{np.corrcoef(x, y)[0, 1]:.2f}"
 
 
 def _at(records: list[dict], key: str, step: int | None) -> float | None:
@@ -195,6 +214,33 @@ def plot_compare(runs, other, path, labels=("AdamW", "AdamW + Grokfast")) -> Non
     plots.finish(fig, path, "(a + b) mod 113: AdamW vs AdamW + Grokfast (one line per seed)")
 
 
+def paired_table(runs, other, labels=("AdamW", "AdamW + Grokfast")) -> str:
+    """Steps and wall time to grok (test ≥ 99 %) per seed, two sets of runs paired by seed.
+
+    Runs pair in `load`'s order (workdirs, then `seed_<s>`); wall time is the run's
+    logged `time` at that eval, evaluations included.
+    """
+    if len(runs) != len(other):
+        raise ValueError(f"cannot pair {len(runs)} runs with {len(other)}.")
+    header = f"| run | {labels[0]}: steps | {labels[1]}: steps | ratio "
+    header += f"| {labels[0]}: s | {labels[1]}: s |"
+    lines = [header, "|---|---|---|---|---|---|"]
+    digits = (0, 0, 2, 0, 0)  # steps, steps, ratio, seconds, seconds
+    rows = []
+    for n, ((ra, sa), (rb, sb)) in enumerate(zip(runs, other, strict=True)):
+        steps = (sa["grokked_at"], sb["grokked_at"])
+        times = (_at(ra, "time", steps[0]), _at(rb, "time", steps[1]))
+        ratio = steps[0] / steps[1] if None not in steps else None
+        rows.append((*steps, ratio, *times))
+        cells = ("—" if v is None else f"{v:.{k}f}" for v, k in zip(rows[-1], digits, strict=True))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    means = (_fmt(c, k) for c, k in zip(zip(*rows, strict=True), digits, strict=True))
+    lines.append("| mean ± std | " + " | ".join(means) + " |")
+    faster = sum(a > b for a, b, *_ in rows if a is not None and b is not None)
+    lines.append(f"\n{labels[1]} grokked in fewer steps in {faster} of {len(rows)} seeds.")
+    return "\n".join(lines)
+
+
 def report(runs) -> str:
     summaries = [s for _, s in runs]
     return "\n\n".join(
@@ -218,7 +264,7 @@ def main(argv) -> None:
     print(report(runs))
     other = load(FLAGS.compare) if FLAGS.compare else None
     if other:
-        print("\n--compare:\n\n" + report(other))
+        print("\n--compare:\n\n" + report(other) + "\n\n" + paired_table(runs, other))
     if FLAGS.figure:
         if other:
             plot_compare(runs, other, FLAGS.figure)
