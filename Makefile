@@ -35,6 +35,7 @@ bench: venv
 	$(PY) benchmarks/metrics.py
 	$(PY) benchmarks/grokking.py
 	$(PY) benchmarks/analysis.py
+	$(PY) benchmarks/exact_dual.py
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -192,17 +192,17 @@ def plot_aligned(runs, path, keys=("mir", "hdr")) -> None:
 
 
 def plot_compare(runs, other, path, labels=("AdamW", "AdamW + Grokfast")) -> None:
-    """Test accuracy, MIR and HDR (raw and centred features, test split) of two sets of runs."""
+    """Test accuracy, MIR, HDR (features; MLP activations) and weight norm of two sets of runs."""
     keys = ("eval/accuracy", "eval/mir", "eval/features_centred_mir", "eval/hdr")
-    keys += ("eval/features_centred_hdr",)
+    keys += ("eval/mlp_hidden_hdr", "train/param_norm")
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6))
     for c, (group, label) in enumerate(zip((runs, other), labels, strict=True)):
         for n, (records, _) in enumerate(group):
-            rows = [r for r in metrics.evals(records) if r["step"] > 0]
             for ax, key in zip(axes, keys, strict=True):
+                rows = [r for r in records if key in r and r["step"] > 0]
                 ax.plot(
                     [r["step"] for r in rows],
-                    [r.get(key, np.nan) for r in rows],
+                    [r[key] for r in rows],
                     c=f"C{c}",
                     lw=0.8,
                     label=label if n == 0 else None,
