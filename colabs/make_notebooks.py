@@ -99,8 +99,9 @@ GROKKING = [
         "summary = grokking.train_and_evaluate(config, workdir)\n"
         "print({k: summary[k] for k in ('train_fit_at', 'jump_at', 'grokked_at')})\n"
         "# Early-warning signals: step and lead (steps before test accuracy reaches 50 % / 99 %).\n"
-        "for name in ('eval_train/mir peak', 'eval_train/hdr rise', "
-        "'eval_train/effective_rank fall', 'weight_norm peak'):\n"
+        "signals = ('eval_train/mir peak', 'eval_train/hdr rise',\n"
+        "           'eval_train/effective_rank fall')\n"
+        "for name in (*signals, 'weight_norm peak'):\n"
         "    print(f'{name:>32}', summary['signals'][name])"
     ),
     new_code_cell("display(Image(filename=str(workdir / 'grokking.png')))"),
