@@ -10,9 +10,10 @@ errors=checkify.user_checks)` over any metric or a whole step returns the
 eager message as a named error.
 """
 
-from infotheory import clustering, losses, scatter
+from infotheory import clustering, features_dual, losses, scatter
 from infotheory.clustering import class_entropies, davies_bouldin_index, silhouette_score
 from infotheory.collapse_optimum import etf_gram, nc_interplay, nc_mir, simplex_etf
+from infotheory.dataset import dataset_interplay
 from infotheory.entropy import (
     Ratios,
     entropy,
@@ -25,7 +26,7 @@ from infotheory.entropy import (
 from infotheory.gram import gram, normalize
 from infotheory.interplay import interplay
 from infotheory.results import Interplay
-from infotheory.scatter import ClassScatter, dataset_interplay
+from infotheory.scatter import ClassScatter
 
 __all__ = [
     "ClassScatter",
@@ -37,6 +38,7 @@ __all__ = [
     "davies_bouldin_index",
     "entropy",
     "etf_gram",
+    "features_dual",
     "gram",
     "hdr",
     "interplay",

@@ -12,28 +12,28 @@ then `measure` them against a head `W` (C, d'). With `ρ` denoting unit-trace:
   (dC × dC), `L Lᵀ = G(W)` (rows `l_c`): the joint Gram is the Gram of the
   rows `ẑᵢ ⊗ l_{yᵢ}`, whose nonzero spectrum this matrix shares.
 
-The n × n matrices are never formed. `update` is jittable; when its batch is
-sharded across devices, XLA all-reduces the sums.
+The n × n matrices are never formed. `update` is jittable and costs
+`O((n + C·K)·d²)` per batch (class-sorted windows of `K` rows, `add_class_sums`);
+when its batch is sharded across devices, each device sums its rows and the
+sums are all-reduced.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
-from matfree import decomp, funm, stochtrace
-from tqdm.auto import tqdm
 
 from infotheory import checks
 from infotheory.entropy import density, density_entropy
 from infotheory.gram import as_float, gram, normalize
 from infotheory.results import Interplay
-from infotheory.sharding import replicated_like
-from infotheory.spectral import eigh, psd_sqrt
+from infotheory.sharding import replicated_like, sample_axis
+from infotheory.spectral import entropy_lanczos, psd_sqrt
 
 #: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes
 #: (about 10 s for one eigh of this size on 2 CPU cores).
@@ -61,9 +61,9 @@ def update(
 ) -> ClassScatter:
     """Adds a batch `(n, d)` with labels `(n,)` (and optional 0/1 `mask`) to `stats`.
 
-    Jittable. Eagerly, bad values raise `ValueError`; under `jit` a non-finite
-    feature or a label outside `[0, C)` makes the statistics (hence every
-    measure of them) NaN.
+    Jittable, in `O((n + C·K)·d²)` flops (see `add_class_sums`). Eagerly, bad values
+    raise `ValueError`; under `jit` a non-finite feature or a label outside
+    `[0, C)` makes the statistics (hence every measure of them) NaN.
     """
     features, labels, mask = checks.arrays(features, labels, mask)
     checks.check_rank("features", features, 2)
@@ -73,16 +73,74 @@ def update(
     checks.check_finite("features", features)
     checks.check_labels(labels, num_classes, jnp.shape(features)[0])
     onehot = jax.nn.one_hot(labels, num_classes, dtype=stats.scatter.dtype)
+    zn = normalize(features).astype(stats.scatter.dtype)
     if mask is not None:
         checks.check_mask(mask, jnp.shape(features)[0], min_kept=0)
-        onehot = onehot * jnp.asarray(mask, onehot.dtype)[:, None]
-    zn = normalize(features).astype(stats.scatter.dtype)
+        mask = jnp.asarray(mask, zn.dtype)
+        onehot, zn = onehot * mask[:, None], zn * mask[:, None]  # m² = m
     out = replicated_like(zn)  # sums over a sharded batch: all-reduce to every device
     counts = jnp.einsum("nc->c", onehot, out_sharding=out)
     return ClassScatter(
-        stats.scatter + jnp.einsum("nc,nd,ne->cde", onehot, zn, zn, out_sharding=out),
+        add_class_sums(stats.scatter, zn, jnp.clip(labels, 0, num_classes - 1)),
         stats.counts + checks.poison(counts, checks.labels_valid(labels, num_classes)),
     )
+
+
+#: Rows per product in `add_class_sums` (measured: `benchmarks/metrics.py` [5]).
+WINDOW = 32
+
+
+def add_class_sums(
+    sums: jax.Array, z: jax.Array, labels: jax.Array, window: int = WINDOW
+) -> jax.Array:
+    """`sums[c] + Σ_{yᵢ=c} zᵢzᵢᵀ` for every class, `sums (C, d, d)`, labels in `[0, C)`.
+
+    The rows, sorted by class, are read in windows of `K = window` rows that
+    never cross a class boundary: class `c` takes `⌈n_c / K⌉` windows, at most
+    `C + ⌈n/K⌉` in all (a static bound: a loop of fixed length), and each adds
+    one `(K, d)ᵀ(K, d)` product to its class in place, `O((n + C·K)·d²)` flops
+    against the one-hot contraction's `n·C·d²`, which is kept where it is not
+    dearer (`n·C ≤ 2·(n + C·K)`). On a batch sharded along its samples, each
+    device sums its own rows (`shard_map`) and the sums are all-reduced.
+    """
+    num_classes, n = sums.shape[0], z.shape[0]
+    if n * num_classes <= 2 * (n + num_classes * window):
+        onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)
+        return sums + jnp.einsum("nc,nd,ne->cde", onehot, z, z)
+    axis = sample_axis(z)
+    if axis is None:
+        return _add_windows(sums, z, labels, window)
+    local = jax.shard_map(
+        lambda z, y: jax.lax.psum(
+            _add_windows(jnp.zeros(sums.shape, sums.dtype), z, y, window), axis
+        ),
+        mesh=jax.typeof(z).sharding.mesh,
+        in_specs=(P(axis), P(axis)),
+        out_specs=P(),
+        check_vma=False,  # the loop's zero carry is not marked as varying per device
+    )
+    return sums + local(z, labels)
+
+
+def _add_windows(sums, z, labels, window: int) -> jax.Array:
+    num_classes, n = sums.shape[0], z.shape[0]
+    order = jnp.argsort(labels, stable=True)
+    rows = jnp.pad(z[order], ((0, window), (0, 0)))  # a window never reads past the end
+    counts = jnp.bincount(labels, length=num_classes)
+    starts = jnp.cumsum(counts) - counts
+    windows = -(-counts // window)
+    ends = jnp.cumsum(windows)  # class c owns windows [ends[c] - windows[c], ends[c])
+    index = jnp.arange(window)
+
+    def add_window(w, sums):
+        c = jnp.minimum(jnp.searchsorted(ends, w, side="right"), num_classes - 1)
+        offset = (w - ends[c] + windows[c]) * window
+        kept = index < counts[c] - offset  # none for w past the last window
+        block = jax.lax.dynamic_slice_in_dim(rows, starts[c] + offset, window)
+        block = jnp.where(kept[:, None], block, 0)
+        return sums.at[c].add(block.T @ block)
+
+    return jax.lax.fori_loop(0, num_classes + -(-n // window), add_window, sums)
 
 
 def merge(a: ClassScatter, b: ClassScatter) -> ClassScatter:
@@ -120,10 +178,8 @@ def joint_entropy_lanczos(
 ) -> tuple[jax.Array, jax.Array]:
     """Stochastic Lanczos quadrature for the joint entropy, matrix-free.
 
-    Estimates `tr f(ρ)`, `f(λ) = −λ log λ`, as the mean of `vᵀ f(ρ) v` over
-    Rademacher probes `v`, each by `num_matvecs` Lanczos steps (matfree, full
-    reorthogonalization). A matvec with `ρ = Σ_c S_c ⊗ l_c l_cᵀ / tr` costs
-    `O(C d² + d C²)` and never forms the `(dC, dC)` matrix.
+    `spectral.entropy_lanczos` with `ρ = Σ_c S_c ⊗ l_c l_cᵀ / tr`: a matvec
+    costs `O(C d² + d C²)` and never forms the `(dC, dC)` matrix.
 
     Returns:
       `(estimate, standard_error)`; the standard error is over probes only
@@ -135,20 +191,17 @@ def joint_entropy_lanczos(
     def matvec(v, scatter, root, trace):  # v (d, C) ↦ Σ_c S_c v l_c l_cᵀ / tr
         return jnp.einsum("cab,bj,cj->ac", scatter, v, root) @ root / trace
 
-    def von_neumann(tridiagonal: jax.Array) -> jax.Array:  # f(T) = U diag(−θ log θ) Uᵀ
-        theta, u = eigh(tridiagonal)
-        theta = jnp.clip(theta, 1e-30, None)
-        return (u * (-theta * jnp.log(theta))) @ u.T
-
-    integrand = funm.monte_carlo_funm_sym(
-        von_neumann,
-        decomp.tridiag_sym(min(num_matvecs, dim * num_classes)),
+    like = jnp.zeros((dim, num_classes), stats.scatter.dtype)
+    return entropy_lanczos(
+        matvec,
+        like,
+        key,
+        stats.scatter,
+        root,
+        trace,
+        num_probes=num_probes,
+        num_matvecs=num_matvecs,
     )
-    sampler = stochtrace.sampler_signs(
-        jnp.zeros((dim, num_classes), stats.scatter.dtype), num=num_probes
-    )
-    estimate = stochtrace.estimator_monte_carlo_mean_and_sem(integrand, sampler)
-    return estimate(matvec, key, stats.scatter, root, trace)
 
 
 def features_entropy(stats: ClassScatter) -> jax.Array:
@@ -215,71 +268,6 @@ def _measure(stats, head, key, method, num_probes, num_matvecs) -> Interplay:
     )
     finite = jnp.all(jnp.isfinite(stats.scatter)) & jnp.all(jnp.isfinite(stats.counts))
     return checks.poison(r, finite)
-
-
-_update = jax.jit(update, donate_argnums=0)
-
-
-def dataset_interplay(
-    batches: Iterable[tuple[ArrayLike, ArrayLike]],
-    head: ArrayLike,
-    *,
-    num_classes: int,
-    method: str = "auto",
-    key: jax.Array | None = None,
-    num_probes: int = 32,
-    num_matvecs: int = 64,
-    match_width: bool = True,
-    progress: bool = False,
-) -> Interplay:
-    """Exact whole-dataset interplay from `(features, labels)` batches.
-
-    Never holds an `(n, n)` matrix: memory is `C·d²` for the statistics plus
-    the `(dC)²` dual for `method="exact"`.
-
-    Args:
-      batches: iterable of `(features (b, d), labels (b,))`; may be sharded.
-      head: `(C, d')` class vectors as rows (a Flax Dense kernel `(d, C)`: pass `kernel.T`).
-      num_classes: C; must equal `head.shape[0]`.
-      method: `"exact"`, `"lanczos"` or `"auto"` (exact when `d·C ≤ EXACT_MAX_DIM`).
-      key: PRNG key for Lanczos (default `jax.random.key(0)`, as in `measure`).
-      num_probes: Lanczos probes.
-      num_matvecs: Lanczos steps per probe.
-      match_width: require the head's width to equal the features' (see `measure`).
-      progress: show a tqdm bar over batches.
-
-    Returns:
-      `Interplay` of the whole dataset (`mi_stderr` > 0 for a Lanczos estimate).
-
-    >>> z = jnp.eye(4)
-    >>> r = dataset_interplay([(z[:2], jnp.array([0, 1])), (z[2:], jnp.array([0, 1]))],
-    ...                       jnp.eye(2, 4), num_classes=2)
-    >>> round(float(r.h_features), 4), round(float(r.h_heads), 4)  # log 4, log 2
-    (1.3863, 0.6931)
-    """
-    head = checks.arrays(head)
-    checks.check_head(head, num_classes)
-    stats = None
-    for features, labels in tqdm(batches, desc="interplay", disable=not progress, leave=False):
-        features, labels = checks.arrays(features, labels)
-        checks.check_rank("features", features, 2)
-        checks.check_finite("features", features)
-        if stats is None:
-            dtype = jnp.promote_types(jnp.result_type(features), jnp.float32)
-            stats = init(num_classes, jnp.shape(features)[1], dtype)
-        checks.check_labels(labels, num_classes, jnp.shape(features)[0])
-        stats = _update(stats, features, labels)
-    if stats is None or float(stats.counts.sum()) < 2:
-        raise ValueError("dataset_interplay needs at least 2 samples in total.")
-    return measure(
-        stats,
-        head,
-        method=method,
-        key=key,
-        num_probes=num_probes,
-        num_matvecs=num_matvecs,
-        match_width=match_width,
-    )
 
 
 @jax.jit

@@ -24,3 +24,12 @@ def replicate(x: jax.Array) -> jax.Array:
     """`x` resharded to be replicated on its mesh (unchanged when on no mesh)."""
     target = replicated_like(x)
     return x if target is None else jax.sharding.reshard(x, target)
+
+
+def sample_axis(x: jax.Array) -> str | tuple | None:
+    """The mesh axis that `x`'s leading (sample) axis is sharded over, or None."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or mesh.empty or not sharding.spec:
+        return None
+    return sharding.spec[0]

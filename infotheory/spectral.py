@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import sequential_vmap
 from jax.scipy.linalg import eigh_tridiagonal
+from matfree import decomp, funm, stochtrace
 
 
 def eigenvalue_floor(dtype: jnp.dtype) -> float:
@@ -157,3 +158,41 @@ def _psd_sqrt_jvp(primals, tangents):
     ok = denom > eigenvalue_floor(g.dtype)
     inner = jnp.where(ok, (u.T @ dg @ u) / jnp.where(ok, denom, 1), 0)
     return (u * root) @ u.T, u @ inner @ u.T
+
+
+#: Lanczos probes run at once in `entropy_lanczos` (memory: `num_matvecs` vectors each).
+PROBES_AT_ONCE = 4
+
+
+def entropy_lanczos(
+    matvec, like: jax.Array, key: jax.Array, *operands, num_probes: int, num_matvecs: int
+) -> tuple[jax.Array, jax.Array]:
+    """Stochastic Lanczos quadrature of `tr(−ρ log ρ)` for a matvec `v ↦ ρv`.
+
+    The mean of `vᵀ f(ρ) v` over `num_probes` Rademacher probes `v` shaped like
+    `like`, each by `num_matvecs` Lanczos steps (matfree, full
+    reorthogonalization); `matvec(v, *operands)`. Probes run `PROBES_AT_ONCE`
+    at a time, so the Krylov bases take `PROBES_AT_ONCE·num_matvecs·like.size`
+    numbers, not `num_probes·num_matvecs·like.size`.
+
+    Returns:
+      `(estimate, standard_error)`; the standard error (sample std over probes,
+      ddof 1, / √num_probes) covers the probe variance only, not the
+      quadrature bias of a finite `num_matvecs`.
+    """
+    if num_probes < 2:
+        raise ValueError(f"num_probes must be at least 2 for a standard error, got {num_probes}.")
+
+    def von_neumann(tridiagonal: jax.Array) -> jax.Array:  # f(T) = U diag(−θ log θ) Uᵀ
+        theta, u = eigh(tridiagonal)
+        theta = jnp.clip(theta, 1e-30, None)
+        return (u * (-theta * jnp.log(theta))) @ u.T
+
+    integrand = funm.monte_carlo_funm_sym(
+        von_neumann, decomp.tridiag_sym(min(num_matvecs, like.size))
+    )
+    probes = stochtrace.sampler_signs(like, num=num_probes)(key)
+    values = jax.lax.map(
+        lambda v: integrand(matvec, v, *operands), probes, batch_size=PROBES_AT_ONCE
+    )
+    return values.mean(), values.std(ddof=1) / jnp.sqrt(num_probes)

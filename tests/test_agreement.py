@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 import infotheory as it
-from infotheory import scatter
+from infotheory import features_dual, scatter
 from tests import reference
 
 FIELDS = ("h_features", "h_heads", "h_joint", "mi", "mir", "hdr")
@@ -83,6 +83,66 @@ def test_streaming_masked_update_drops_samples():
     _assert_matches(
         it.interplay(features, labels, head, mask), it.interplay(features[keep], labels[keep], head)
     )
+
+
+def _class_sums_float64(z, labels, num_classes):
+    z = np.asarray(z, np.float64)
+    return np.stack([z[labels == c].T @ z[labels == c] for c in range(num_classes)])
+
+
+def test_class_sorted_sums_match_float64_numpy():
+    # C = 100 over 1 000 rows takes the class-sorted windows; class 0 spans ten windows of 32,
+    # classes 90–99 are empty.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(1000, 16)).astype(np.float32)
+    labels = rng.permutation(np.concatenate([np.zeros(300, int), rng.integers(1, 90, 700)]))
+    sums = jnp.ones((100, 16, 16))
+    got = jax.jit(scatter.add_class_sums)(sums, z, labels)
+    want = 1 + _class_sums_float64(z, labels, 100)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    # Masked rows (zeroed, as `update` does) take part in nothing; vmapped over two batches.
+    mask = rng.random(1000) < 0.5
+    stats = jax.vmap(lambda f: scatter.update(scatter.init(100, 16), f, labels, mask))(
+        np.stack([z, -2 * z])
+    )
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    want = _class_sums_float64(zn[mask], labels[mask], 100)
+    np.testing.assert_allclose(stats.scatter, np.stack([want, want]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(stats.counts[0], np.bincount(labels[mask], minlength=100))
+
+
+@pytest.mark.parametrize("width", [6, 50])  # narrower than C = 40: unit head rows; wider: G^½
+def test_kept_features_matvec_equals_the_float64_dual(width):
+    rng = np.random.default_rng(1)
+    z, labels = rng.normal(size=(300, 8)), rng.integers(0, 40, 300)
+    head = rng.normal(size=(40, width))
+    kept = features_dual.keep(jnp.asarray(z, jnp.float32), jnp.asarray(labels), 40)
+    factor = features_dual.head_factor(jnp.asarray(head, jnp.float32))
+    # Float64 NumPy: the dual Σ_c S_c ⊗ l_c l_cᵀ of unit rows, with l_c from NumPy too.
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    hn = head / np.linalg.norm(head, axis=1, keepdims=True)
+    lam, u = np.linalg.eigh(hn @ hn.T)
+    l64 = hn if width < 40 else (u * np.sqrt(np.clip(lam, 0, None))) @ u.T
+    s = _class_sums_float64(zn, labels, 40)
+    dual = np.einsum("cab,ci,cj->aibj", s, l64, l64).reshape(8 * l64.shape[1], -1)
+    v = rng.normal(size=(8, l64.shape[1]))
+    got = features_dual.joint_matvec(
+        jnp.asarray(v, jnp.float32), kept.features, kept.labels, factor, 1.0
+    )
+    np.testing.assert_allclose(np.ravel(got), dual @ np.ravel(v), rtol=1e-4, atol=1e-4)
+
+
+def test_kept_features_lanczos_within_its_standard_error_of_the_exact_dual():
+    # n = 300 ≤ C·d = 320: dataset_interplay keeps the features, Lanczos runs on them.
+    features, labels, head = _data(300, 8, 40)
+    batches = [(features[:150], labels[:150]), (features[150:], labels[150:])]
+    exact = it.dataset_interplay(batches, head, num_classes=40, method="exact")
+    est = it.dataset_interplay(batches, head, num_classes=40, method="lanczos", num_probes=128)
+    _assert_matches(exact, reference.interplay(features, labels, head))
+    assert float(est.mi_stderr) > 0
+    np.testing.assert_allclose(est.h_features, exact.h_features, rtol=1e-5)
+    np.testing.assert_allclose(est.h_heads, exact.h_heads, rtol=1e-5)
+    assert abs(float(est.mi - exact.mi)) <= 4 * float(est.mi_stderr), (est, exact)
 
 
 def test_lanczos_within_its_standard_error():

@@ -3,10 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import infotheory as it
+from infotheory import scatter
 
 seeds = st.integers(0, 2**31 - 1)
 sizes = st.integers(2, 24)
@@ -66,3 +67,16 @@ def test_pairwise_mir_hdr_agree_with_interplay(seed, n, d):
     r = it.interplay(features, labels, head)
     np.testing.assert_allclose(it.mir(features, head[labels]), r.mir, atol=1e-4)
     np.testing.assert_allclose(it.hdr(features, head[labels]), r.hdr, atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seeds, st.integers(1, 40), st.integers(1, 6), st.integers(1, 5))
+def test_class_sums_equal_the_per_class_products(seed, n, c, window):
+    # Small windows put class boundaries everywhere: the one-hot and windowed forms both run.
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 3)).astype(np.float32)
+    labels = rng.integers(0, c, n)
+    got = scatter.add_class_sums(jnp.zeros((c, 3, 3)), jnp.asarray(z), jnp.asarray(labels), window)
+    for k in range(c):
+        rows = z[labels == k].astype(np.float64)
+        np.testing.assert_allclose(got[k], rows.T @ rows, rtol=1e-5, atol=1e-5)
