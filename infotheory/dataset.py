@@ -38,7 +38,8 @@ def dataset_interplay(
     Never holds an `(n, n)` matrix. Memory: the smaller of the kept features
     (`n·d`, while `n ≤ C·d`) and the class scatter (`C·d²`), plus for
     `method="exact"` the `(dC)²` dual, for `"lanczos"` `num_matvecs` vectors of
-    `dC` numbers (`d·d'` on kept features when the head is narrower than C).
+    `dC` numbers (`d·d'` on kept features when the head is narrower than C) for
+    each of the `spectral.PROBES_AT_ONCE` probes in flight.
 
     Error: `"exact"` is exact up to float round-off; a `"lanczos"` estimate
     returns its probe standard error as `mi_stderr` (the quadrature bias of a

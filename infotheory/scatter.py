@@ -106,7 +106,7 @@ def add_class_sums(
     num_classes, n = sums.shape[0], z.shape[0]
     if n * num_classes <= 2 * (n + num_classes * window):
         onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)
-        return sums + jnp.einsum("nc,nd,ne->cde", onehot, z, z)
+        return sums + jnp.einsum("nc,nd,ne->cde", onehot, z, z, out_sharding=replicated_like(z))
     axis = sample_axis(z)
     if axis is None:
         return _add_windows(sums, z, labels, window)

@@ -169,11 +169,15 @@ def test_sharded_over_eight_devices_equals_single_device():
     mesh = jax.make_mesh((8,), ("data",))
     shard = NamedSharding(mesh, PartitionSpec("data"))
     features, labels, head = _data(512, 16, 5)
-    batches = [(features[i : i + 128], labels[i : i + 128]) for i in range(0, 512, 128)]
-    sharded = [(jax.device_put(f, shard), jax.device_put(y, shard)) for f, y in batches]
-    assert len(sharded[0][0].sharding.device_set) == 8
-    got = it.dataset_interplay(sharded, head, num_classes=5)
-    _assert_matches(got, it.dataset_interplay(batches, head, num_classes=5), rtol=1e-5, atol=1e-5)
+    # Batches of 128 take the class-sorted windows (per device, then all-reduced), of 64 the
+    # one-hot contraction (see `scatter.add_class_sums`).
+    for size in (128, 64):
+        batches = [(features[i : i + size], labels[i : i + size]) for i in range(0, 512, size)]
+        sharded = [(jax.device_put(f, shard), jax.device_put(y, shard)) for f, y in batches]
+        assert len(sharded[0][0].sharding.device_set) == 8
+        got = it.dataset_interplay(sharded, head, num_classes=5)
+        want = it.dataset_interplay(batches, head, num_classes=5)
+        _assert_matches(got, want, rtol=1e-5, atol=1e-5)
     # The per-batch function under jit with sharded input, too.
     f = jax.jit(it.interplay)
     _assert_matches(f(*sharded[0], head), it.interplay(*batches[0], head), rtol=1e-5, atol=1e-5)
