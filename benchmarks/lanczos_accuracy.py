@@ -47,12 +47,6 @@ def block_entropy(stats, g):
     return -jnp.sum(lam * jnp.log(lam))
 
 
-def von_neumann(tridiagonal):
-    theta, u = spectral.eigh(tridiagonal)
-    theta = jnp.clip(theta, 1e-30, None)
-    return (u * (-theta * jnp.log(theta))) @ u.T
-
-
 @functools.partial(jax.jit, static_argnames=("num_probes", "num_matvecs"))
 def paired_quadratures(stats, g, key, num_probes=32, num_matvecs=64):
     """`(vᵀ f(ρ) v, vᵀ f(B) v)` for each of the same Rademacher probes `v`."""
@@ -66,7 +60,9 @@ def paired_quadratures(stats, g, key, num_probes=32, num_matvecs=64):
     def block(v):
         return jnp.einsum("cab,bc->ac", stats.scatter, v) * jnp.diag(g) / trace
 
-    quadrature = funm.monte_carlo_funm_sym(von_neumann, decomp.tridiag_sym(num_matvecs))
+    quadrature = funm.monte_carlo_funm_sym(
+        spectral.von_neumann_funm, decomp.tridiag_sym(num_matvecs)
+    )
     probes = stochtrace.sampler_signs(jnp.zeros((dim, num_classes)), num=num_probes)(key)
     at_once = spectral.PROBES_AT_ONCE
     return tuple(

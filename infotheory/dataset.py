@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from infotheory import checks, features_dual, scatter
+from infotheory.gram import as_float
 from infotheory.results import Interplay
 
 _update = jax.jit(scatter.update, donate_argnums=0)
@@ -75,23 +76,16 @@ def dataset_interplay(
         dim = jnp.shape(features)[1]
         checks.check_labels(labels, num_classes, jnp.shape(features)[0])
         kept.append((features, labels))
-        if stats is None and sum(len(y) for _, y in kept) <= num_classes * dim:
-            continue
-        if stats is None:
-            dtype = jnp.promote_types(jnp.result_type(features), jnp.float32)
-            stats = scatter.init(num_classes, dim, dtype)
-        for f, y in kept:
-            stats = _update(stats, f, y)
-        kept = []
+        if stats is not None or sum(len(y) for _, y in kept) > num_classes * dim:
+            stats, kept = _fold(stats, kept, num_classes), []
     if sum(len(y) for _, y in kept) + (0 if stats is None else float(stats.counts.sum())) < 2:
         raise ValueError("dataset_interplay needs at least 2 samples in total.")
     checks.check_head(head, num_classes, dim if match_width else None)
     if method == "auto":
         method = scatter.choose_method(dim, num_classes)
     if stats is None and method == "lanczos":
-        features = jnp.concatenate([jnp.asarray(f) for f, _ in kept])
+        features = as_float(jnp.concatenate([jnp.asarray(f) for f, _ in kept]))
         labels = jnp.concatenate([jnp.asarray(y) for _, y in kept])
-        features = features.astype(jnp.promote_types(features.dtype, jnp.float32))
         key = jax.random.key(0) if key is None else key
         return features_dual.measure(
             features_dual.keep(features, labels, num_classes),
@@ -100,11 +94,7 @@ def dataset_interplay(
             num_probes=num_probes,
             num_matvecs=num_matvecs,
         )
-    if stats is None:  # an exact dual is small: so is the class scatter
-        dtype = jnp.promote_types(jnp.result_type(kept[0][0]), jnp.float32)
-        stats = scatter.init(num_classes, dim, dtype)
-        for f, y in kept:
-            stats = _update(stats, f, y)
+    stats = _fold(stats, kept, num_classes)  # an exact dual is small: so is the class scatter
     return scatter.measure(
         stats,
         head,
@@ -114,3 +104,13 @@ def dataset_interplay(
         num_matvecs=num_matvecs,
         match_width=match_width,
     )
+
+
+def _fold(stats, kept, num_classes: int) -> scatter.ClassScatter:
+    """`kept` batches added to `stats` (created, at least float32, from the first batch)."""
+    for features, labels in kept:
+        if stats is None:
+            dtype = jnp.promote_types(jnp.result_type(features), jnp.float32)
+            stats = scatter.init(num_classes, jnp.shape(features)[1], dtype)
+        stats = _update(stats, features, labels)
+    return stats

@@ -11,13 +11,17 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
 
-def replicated_like(x: jax.Array) -> NamedSharding | None:
-    """Fully replicated sharding on `x`'s mesh, or None when `x` is on no mesh."""
+def _on_mesh(x: jax.Array) -> NamedSharding | None:
+    """`x`'s (abstract) sharding when it lies on a non-empty mesh, else None."""
     sharding = getattr(jax.typeof(x), "sharding", None)
     mesh = getattr(sharding, "mesh", None)
-    if mesh is None or mesh.empty:
-        return None
-    return NamedSharding(mesh, PartitionSpec())
+    return None if mesh is None or mesh.empty else sharding
+
+
+def replicated_like(x: jax.Array) -> NamedSharding | None:
+    """Fully replicated sharding on `x`'s mesh, or None when `x` is on no mesh."""
+    sharding = _on_mesh(x)
+    return None if sharding is None else NamedSharding(sharding.mesh, PartitionSpec())
 
 
 def replicate(x: jax.Array) -> jax.Array:
@@ -28,8 +32,5 @@ def replicate(x: jax.Array) -> jax.Array:
 
 def sample_axis(x: jax.Array) -> str | tuple | None:
     """The mesh axis that `x`'s leading (sample) axis is sharded over, or None."""
-    sharding = getattr(jax.typeof(x), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
-    if mesh is None or mesh.empty or not sharding.spec:
-        return None
-    return sharding.spec[0]
+    sharding = _on_mesh(x)
+    return sharding.spec[0] if sharding is not None and sharding.spec else None

@@ -160,6 +160,13 @@ def _psd_sqrt_jvp(primals, tangents):
     return (u * root) @ u.T, u @ inner @ u.T
 
 
+def von_neumann_funm(tridiagonal: jax.Array) -> jax.Array:
+    """`f(T) = U diag(−θ log θ) Uᵀ` of a Lanczos tridiagonal `T` (θ clipped at 1e-30)."""
+    theta, u = eigh(tridiagonal)
+    theta = jnp.clip(theta, 1e-30, None)
+    return (u * (-theta * jnp.log(theta))) @ u.T
+
+
 #: Lanczos probes run at once in `entropy_lanczos` (memory: `num_matvecs` vectors each).
 PROBES_AT_ONCE = 4
 
@@ -183,13 +190,8 @@ def entropy_lanczos(
     if num_probes < 2:
         raise ValueError(f"num_probes must be at least 2 for a standard error, got {num_probes}.")
 
-    def von_neumann(tridiagonal: jax.Array) -> jax.Array:  # f(T) = U diag(−θ log θ) Uᵀ
-        theta, u = eigh(tridiagonal)
-        theta = jnp.clip(theta, 1e-30, None)
-        return (u * (-theta * jnp.log(theta))) @ u.T
-
     integrand = funm.monte_carlo_funm_sym(
-        von_neumann, decomp.tridiag_sym(min(num_matvecs, like.size))
+        von_neumann_funm, decomp.tridiag_sym(min(num_matvecs, like.size))
     )
     probes = stochtrace.sampler_signs(like, num=num_probes)(key)
     values = jax.lax.map(
