@@ -78,7 +78,7 @@ class Run:
 
 def test_evaluator(run: Run) -> evaluators.Evaluator:
     """The trainer's evaluator: the run's test split with its eval settings."""
-    return run.trainer.evaluator()
+    return run.trainer.evaluators()["eval"]
 
 
 def _records(values: dict, xs, x_key: str) -> list[dict]:

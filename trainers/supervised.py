@@ -41,23 +41,22 @@ COLUMNS = {
 }
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises `ValueError` naming the first bad config value."""
+def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...]) -> None:
+    """Raises `ValueError` naming the first bad value among the fields every classifier
+    trainer has (dataset, model, cadence, optimizer, eval, devices) or in `non_negative`."""
     data.spec(config.dataset)
     models.get_model(config.model, 2)
     positive = ("batch_size", "eval_batch_size", "num_steps", "eval_every", "checkpoint_every")
-    for key in (*positive, "log_every", "learning_rate", "temperature"):
+    for key in (*positive, "log_every", "learning_rate"):
         if not config[key] > 0:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
-    for key in ("mi_weight", "hdr_weight", "weight_decay", "momentum"):
+    for key in ("weight_decay", "momentum", *non_negative):
         if config[key] < 0:
             raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
     if config.keep_checkpoints is not None and config.keep_checkpoints < 1:
         raise ValueError(
             f"config.keep_checkpoints must be ≥ 1 or None, got {config.keep_checkpoints}."
         )
-    if not 0 <= config.label_smoothing < 1:
-        raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}.")
     if config.interplay_method not in ("auto", "exact", "lanczos"):
         raise ValueError(
             f"config.interplay_method must be auto|exact|lanczos, got {config.interplay_method!r}."
@@ -76,14 +75,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
             )
 
 
-def make_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """SGD with Nesterov momentum, coupled weight decay and a cosine learning-rate decay."""
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps)
-    tx = optax.chain(
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises `ValueError` naming the first bad config value."""
+    check_common(config, ("mi_weight", "hdr_weight"))
+    if not config.temperature > 0:
+        raise ValueError(f"config.temperature must be positive, got {config.temperature}.")
+    if not 0 <= config.label_smoothing < 1:
+        raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}.")
+
+
+def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
+    """SGD with Nesterov momentum and coupled weight decay at the learning rates of `schedule`."""
+    return optax.chain(
         optax.add_decayed_weights(config.weight_decay),
         optax.sgd(schedule, momentum=config.momentum, nesterov=True),
     )
-    return tx, schedule
 
 
 def loss_fn(params, state: TrainState, batch, *, model, config, num_classes):
@@ -110,31 +116,59 @@ def loss_fn(params, state: TrainState, batch, *, model, config, num_classes):
 
 
 class Run:
-    """A supervised run's static parts: dataset spec, model, optimizer and loss."""
+    """A supervised run's static parts: dataset, model, optimizer, loss, data and eval.
+
+    `experiment` turns any `Run` into the shared loop's `Experiment`; a trainer
+    that differs (e.g. `trainers.semisupervised`) subclasses it and overrides
+    the parts that differ: `schedule`, `init`, `step`, `train_dataset`,
+    `evaluators`, `plot`.
+    """
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
         self.spec = data.spec(config.dataset)
         self.model = models.get_model(config.model, self.spec.num_classes)
-        self.tx, self.schedule = make_optimizer(config)
+        self.schedule = self.learning_rate_schedule()
+        self.tx = make_optimizer(config, self.schedule)
         self.loss = functools.partial(
             loss_fn, model=self.model, config=config, num_classes=self.spec.num_classes
         )
+        self.step = functools.partial(train_step, loss_fn=self.loss)
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.dataset}/{self.config.model}"
+
+    def learning_rate_schedule(self) -> optax.Schedule:
+        """Cosine decay from `learning_rate` to 0 over `num_steps`."""
+        return optax.cosine_decay_schedule(self.config.learning_rate, self.config.num_steps)
+
+    def initial_variables(self) -> dict:
+        """`model.init` at `config.seed`."""
+        image = jnp.zeros((1, *self.spec.image_shape))
+        return self.model.init(jax.random.key(self.config.seed), image, train=False)
 
     def init(self) -> TrainState:
-        variables = self.model.init(
-            jax.random.key(self.config.seed), jnp.zeros((1, *self.spec.image_shape)), train=False
-        )
-        return TrainState.create(variables, self.tx)
+        return TrainState.create(self.initial_variables(), self.tx)
 
     def source(self, split: str):
         c = self.config
         return data.source(c.dataset, split, c.data_dir, fake=c.fake_data)
 
-    def evaluator(self, sharding=None) -> evaluators.Evaluator:
-        """The eval of this run: its test split, placed with `sharding`, its eval settings."""
+    @property
+    def data_seed(self) -> int:
         c = self.config
-        batches = pipeline.eval_batches(self.source("test"), self.spec, c.eval_batch_size)
+        return c.seed if c.data_seed is None else c.data_seed
+
+    def train_dataset(self):
+        """Training batches: `ds[step]` is the host batch of that step."""
+        c = self.config
+        return pipeline.train_dataset(self.source("train"), self.spec, c.batch_size, self.data_seed)
+
+    def evaluator(self, source, sharding=None) -> evaluators.Evaluator:
+        """The eval of this run on `source`, placed with `sharding`, with its eval settings."""
+        c = self.config
+        batches = pipeline.eval_batches(source, self.spec, c.eval_batch_size)
         return evaluators.Evaluator(
             self.model,
             [jax.device_put(b, sharding) for b in batches],
@@ -143,9 +177,21 @@ class Run:
             c.seed,
         )
 
+    def evaluators(self, sharding=None) -> dict[str, evaluators.Evaluator]:
+        """Key prefix → evaluator: `eval/...` on the test split."""
+        return {"eval": self.evaluator(self.source("test"), sharding)}
+
+    def plot(self, records: list[dict], workdir: pathlib.Path) -> None:
+        plots.plot_dynamics(
+            metrics.evals(records),
+            self.spec.num_classes,
+            workdir / "dynamics.png",
+            title=self.name,
+        )
+
 
 def experiment(run: Run) -> loop.Experiment:
-    """The supervised `Experiment`: jitted steps on a `data` mesh over the local devices."""
+    """`run` as the shared loop's `Experiment`: jitted steps on a `data` mesh over local devices."""
     config = run.config
     num_devices = config.num_devices or jax.local_device_count()
     mesh = jax.make_mesh(
@@ -156,19 +202,10 @@ def experiment(run: Run) -> loop.Experiment:
     )
     replicated = NamedSharding(mesh, PartitionSpec())
     sharded = NamedSharding(mesh, PartitionSpec("data"))
-    step = jax.jit(
-        functools.partial(train_step, loss_fn=run.loss),
-        donate_argnums=0,
-        out_shardings=replicated,
-    )
-    train_ds = pipeline.train_dataset(
-        run.source("train"),
-        run.spec,
-        config.batch_size,
-        config.seed if config.data_seed is None else config.data_seed,
-    )
+    step = jax.jit(run.step, donate_argnums=0, out_shardings=replicated)
+    train_ds = run.train_dataset()
     batches = []
-    evaluator = run.evaluator(sharded)
+    splits = run.evaluators(sharded)
 
     def train(state: TrainState, first: int, num_steps: int):
         if not batches:  # the data position is the step
@@ -180,24 +217,19 @@ def experiment(run: Run) -> loop.Experiment:
         return state, jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
 
     def evaluate(state: TrainState) -> dict[str, float]:
-        values = evaluator.evaluate_one(state.variables)
-        return {f"eval/{k}": v for k, v in values.items()}
-
-    def plot(records, workdir):
-        plots.plot_dynamics(
-            metrics.evals(records),
-            run.spec.num_classes,
-            workdir / "dynamics.png",
-            title=f"{config.dataset} / {config.model}",
-        )
+        return {
+            f"{prefix}/{k}": v
+            for prefix, evaluator in splits.items()
+            for k, v in evaluator.evaluate_one(state.variables).items()
+        }
 
     return loop.Experiment(
-        name=f"{config.dataset}/{config.model}",
+        name=run.name,
         init=lambda: jax.device_put(run.init(), replicated),
         train=train,
         evaluate=evaluate,
         learning_rate=run.schedule,
-        plot=plot,
+        plot=run.plot,
         close=lambda: [b.close() for b in batches],  # stops grain's prefetch threads
     )
 
@@ -219,14 +251,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     return metrics.evals(records)[-1]
 
 
-def summary(records: list[dict]) -> str:
-    """A fixed-width table of the eval records, then the legend of its columns."""
+def summary(records: list[dict], columns: dict[str, str] = COLUMNS, keys=None) -> str:
+    """A fixed-width table of the eval records, then the legend of its `columns`.
+
+    Column `k` shows `keys[k]`, by default `eval/k`; a value a row lacks shows as NaN.
+    """
+    keys = {k: (keys or {}).get(k, f"eval/{k}") for k in columns}
     rows = metrics.evals(records)
-    head = f"{'step':>6} " + " ".join(f"{k:>11}" for k in COLUMNS)
+    head = f"{'step':>6} " + " ".join(f"{k:>11}" for k in columns)
     lines = [
-        f"{r['step']:>6d} " + " ".join(f"{r[f'eval/{k}']:>11.4f}" for k in COLUMNS) for r in rows
+        f"{r['step']:>6d} " + " ".join(f"{r.get(keys[k], np.nan):>11.4f}" for k in columns)
+        for r in rows
     ]
-    legend = [f"  {k:>11}: {v}" for k, v in COLUMNS.items()]
+    legend = [f"  {k:>11}: {v}" for k, v in columns.items()]
     return "\n".join([head, *lines, "", *legend])
 
 

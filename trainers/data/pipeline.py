@@ -30,6 +30,11 @@ def _to_float(spec: DatasetSpec):
     return convert
 
 
+def subset(source, indices) -> list[dict]:
+    """The examples `indices` of `source`, in that order, read into memory (a grain source)."""
+    return [source[int(i)] for i in indices]
+
+
 def train_dataset(source, spec: DatasetSpec, batch_size: int, seed: int) -> grain.MapDataset:
     """Infinite random-access dataset of training batches; `ds[step]` is step's batch."""
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat().map(_to_float(spec))
