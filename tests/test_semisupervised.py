@@ -256,3 +256,27 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
     assert "train/global_threshold" in full[-1]
     for key in set(full[-1]) - {"time", "train/steps_per_sec"}:
         assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-6, abs=1e-7), key
+
+
+def test_study_pairs_seeds_and_counts_signs(tmp_path):
+    from trainers import semisupervised_study as study
+
+    accuracy = {"freematch": [0.80, 0.90, 0.70], "freematch_interplay": [0.85, 0.90, 0.65]}
+    for variant, values in accuracy.items():
+        for seed, acc in enumerate(values):
+            d = tmp_path / "digits_40" / variant / f"seed{seed}"
+            d.mkdir(parents=True)
+            rows = [{"step": 0, "eval/accuracy": 0.1}, {"step": 100, "train/mask_rate": 0.5}]
+            rows.append({"step": 200, "eval/accuracy": acc, "eval_val/accuracy": acc - 0.1})
+            for row in rows[::2]:
+                row.update({"eval_unlabeled/mir": 0.5, "eval_unlabeled/hdr": 0.2})
+            (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cells = study.load(tmp_path)
+    (pair,) = study.paired(cells)
+    np.testing.assert_allclose(pair["base"], [20, 10, 30], atol=1e-9)
+    np.testing.assert_allclose(pair["with"], [15, 10, 35], atol=1e-9)
+    row = study.paired_table([pair]).splitlines()[-1]
+    assert "| 3 | 0.00 ± 5.00 | 1 / 1 / 1 |" in row  # differences −5, 0, +5
+    assert "| 20.00 ± 10.00 | 30.00 ± 10.00 |" in study.error_table(cells)
+    study.plot_dynamics(cells, tmp_path / "dynamics.png")
+    assert (tmp_path / "dynamics.png").stat().st_size > 10_000

@@ -95,7 +95,7 @@ def split_train(labels: np.ndarray, num_classes: int, config: ml_collections.Con
     return Split(labeled, validation, np.setdiff1d(rest, labeled))
 
 
-def check(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
     """Raises `ValueError` naming the first bad config value."""
     algorithms = semisupervised_config.ALGORITHMS
     if config.algorithm not in algorithms:
@@ -314,6 +314,17 @@ def experiment(run: Run) -> loop.Experiment:
     return dataclasses.replace(base, train=train)
 
 
+#: Columns of `trainers.sweep`'s table for this trainer.
+SWEEP_KEYS = (
+    "eval/accuracy",
+    "eval_val/accuracy",
+    "eval_unlabeled/accuracy",
+    "eval/mir",
+    "eval/hdr",
+    "eval_unlabeled/mir",
+    "eval_unlabeled/hdr",
+)
+
 #: Columns of the summary table and what each holds.
 COLUMNS = {
     "accuracy": "test accuracy",
@@ -340,7 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     Returns:
       The last eval record.
     """
-    check(config)
+    validate(config)
     spec = data.spec(config.dataset)
     source = data.source(config.dataset, "train", config.data_dir, fake=config.fake_data)
     labels = np.array([source[i]["label"] for i in range(len(source))])
