@@ -2,10 +2,7 @@
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import resume
 from trainers import augment, checkpoints, data, metrics, pseudo_labels, semisupervised
 from trainers.configs.semisupervised import get_config
 
@@ -229,29 +227,7 @@ def _command(workdir, data_dir):
 
 
 def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
-    run = dict(check=True, env=env, cwd=ROOT, capture_output=True)
-    subprocess.run(_command(tmp_path / "full", data_dir), **run)
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _command(killed, data_dir),
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "150").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    steps_at_kill = [r["step"] for r in metrics.read(killed / "metrics.jsonl")]
-    assert steps_at_kill and steps_at_kill[-1] < 300, "the run must be killed mid-training"
-    subprocess.run(_command(killed, data_dir), **run)
-    full, resumed = (
-        metrics.read(tmp_path / "full/metrics.jsonl"),
-        metrics.read(killed / "metrics.jsonl"),
-    )
+    full, resumed = resume.full_and_resumed(lambda d: _command(d, data_dir), tmp_path, 150)
     assert [r["step"] for r in resumed] == [r["step"] for r in full]
     assert "train/global_threshold" in full[-1]
     for key in set(full[-1]) - {"time", "train/steps_per_sec"}:

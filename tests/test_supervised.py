@@ -1,17 +1,13 @@
 """Supervised trainer: outputs, resume after SIGKILL, data parallelism, NaN and config errors."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import optax
 import pytest
 
-from tests import reference
+from tests import reference, resume
 from trainers import checkpoints, metrics, supervised
 from trainers.configs.supervised import get_config
 from trainers.data import pipeline
@@ -156,31 +152,7 @@ def _command(workdir, data_dir):
 
 
 def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
-    root = os.path.dirname(os.path.dirname(__file__))
-    subprocess.run(
-        _command(tmp_path / "full", data_dir), check=True, env=env, cwd=root, capture_output=True
-    )
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _command(killed, data_dir),
-        env=env,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "200").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    steps_at_kill = [r["step"] for r in metrics.read(killed / "metrics.jsonl")]
-    assert steps_at_kill and steps_at_kill[-1] < 600, "the run must be killed mid-training"
-    subprocess.run(_command(killed, data_dir), check=True, env=env, cwd=root, capture_output=True)
-    full, resumed = (
-        metrics.read(tmp_path / "full/metrics.jsonl"),
-        metrics.read(killed / "metrics.jsonl"),
-    )
+    full, resumed = resume.full_and_resumed(lambda d: _command(d, data_dir), tmp_path, 200)
     assert [r["step"] for r in resumed] == [r["step"] for r in full]  # none duplicated or missing
     assert [r["step"] for r in metrics.evals(resumed)] == list(range(0, 601, 50))
     for key in KEYS - {"time", "train/steps_per_sec"}:

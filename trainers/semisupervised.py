@@ -42,7 +42,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import flags, logging
 from flax import struct
 
 import infotheory as it
@@ -373,10 +372,7 @@ def summary(records: list[dict]) -> str:
 
 def main(argv) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
-    config, workdir = flags.FLAGS.config, pathlib.Path(flags.FLAGS.workdir)
-    train_and_evaluate(config, workdir)
-    print(summary(metrics.read(workdir / "metrics.jsonl")))
+    _, workdir = supervised.train_and_summarize(train_and_evaluate, summary)
     print(
         f"written to {workdir}/: metrics.jsonl, tensorboard/, checkpoints/ (Orbax), "
         "dynamics.png, split.json (labeled and validation indices), config.json"

@@ -267,12 +267,20 @@ def summary(records: list[dict], columns: dict[str, str] = COLUMNS, keys=None) -
     return "\n".join([head, *lines, "", *legend])
 
 
-def main(argv) -> None:
-    del argv
+def train_and_summarize(
+    train_and_evaluate, summary
+) -> tuple[ml_collections.ConfigDict, pathlib.Path]:
+    """An entry point's work: trains `--config` in `--workdir`, prints `summary` of its records."""
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     config, workdir = flags.FLAGS.config, pathlib.Path(flags.FLAGS.workdir)
     train_and_evaluate(config, workdir)
     print(summary(metrics.read(workdir / "metrics.jsonl")))
+    return config, workdir
+
+
+def main(argv) -> None:
+    del argv
+    config, workdir = train_and_summarize(train_and_evaluate, summary)
     c = data.spec(config.dataset).num_classes
     print(
         f"Neural-Collapse references: MIR {float(it.nc_mir(c)):.4f}, HDR 0, "

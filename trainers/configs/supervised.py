@@ -30,8 +30,8 @@ RESUMABLE = (
 )
 
 
-def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
-    preset, flags = configs.parse(arg, PRESETS)
+def base() -> ml_collections.ConfigDict:
+    """The fields every classifier trainer has: data, devices, the papers' SGD, eval cadence."""
     c = ml_collections.ConfigDict()
     c.dataset = "digits"
     c.model = "small_cnn"
@@ -48,6 +48,18 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.weight_decay = 5e-4
     c.num_steps = 1500
 
+    c.eval_every = 100
+    c.eval_batch_size = 64  # also the batch size of the papers' batch-averaged eval/batch_* values
+    c.interplay_method = "auto"  # whole-split interplay: "exact" | "lanczos" | "auto"
+    c.checkpoint_every = 500
+    c.keep_checkpoints = configs.placeholder(int)  # None keeps all (trainers.analyze reads them)
+    c.log_every = 50  # training metrics (means since the last row) and NaN check
+    return c
+
+
+def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
+    preset, flags = configs.parse(arg, PRESETS)
+    c = base()
     # Loss: CE with label smoothing − mi_weight·MI + hdr_weight·|ΔH| (infotheory.losses).
     c.label_smoothing = 0.0
     # Softmax temperature τ of the loss (CE of logits / τ; [B]'s study). Predictions, hence
@@ -55,13 +67,6 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.temperature = 1.0
     c.mi_weight = 0.0
     c.hdr_weight = 0.0
-
-    c.eval_every = 100
-    c.eval_batch_size = 64  # also the batch size of the papers' batch-averaged eval/batch_* values
-    c.interplay_method = "auto"  # whole-split interplay: "exact" | "lanczos" | "auto"
-    c.checkpoint_every = 500
-    c.keep_checkpoints = configs.placeholder(int)  # None keeps all (trainers.analyze reads them)
-    c.log_every = 50  # training metrics (means since the last row) and NaN check
 
     if preset != "digits":
         c.dataset, c.model = {
