@@ -18,7 +18,15 @@ from collections.abc import Callable
 from absl import app, flags
 from ml_collections import config_flags
 
-from trainers import configs
+from trainers import configs, distributed
+
+flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Join JAX's distributed runtime with cluster auto-detection (TPU pods, SLURM, Open MPI). "
+    "Without it, JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID configure "
+    "several processes; one process needs nothing.",
+)
 
 _DEFAULT = [""]  # the entry point's default --config, set by define_config_flags
 
@@ -76,6 +84,7 @@ def run(main: Callable[[list[str]], None]) -> None:
 
     def guarded(argv):
         try:
+            distributed.initialize(flags.FLAGS.distributed)
             main(argv)
         except ValueError as e:
             sys.exit(f"error: {e}")

@@ -104,6 +104,13 @@ def _finish(variables, carry, second, *, method, key):
     }
 
 
+def _local_copy(x: jax.Array) -> jax.Array:
+    """`x` on this process's first device (its own copy when `x` is replicated)."""
+    if x.is_fully_replicated:
+        return x.addressable_data(0)
+    return jax.device_put(x, jax.local_devices()[0])
+
+
 @functools.cache
 def _programs(model: nn.Module, method: str, seed: int, *, batched: bool) -> tuple:
     """Jitted (accumulate, second pass, finish), shared by every `Evaluator` of an equal
@@ -168,10 +175,10 @@ class Evaluator:
         for batch in self.batches:
             carry = acc(variables, batch, carry)
         sums = jax.tree.map(lambda *x: sum(x), *[second(variables, b, carry) for b in self.batches])
-        # The finish is small dense linear algebra on replicated statistics: one device runs it
-        # (replicated over a mesh, every device would repeat each eigendecomposition).
-        one = jax.local_devices()[0]
-        return jax.device_get(fin(*jax.device_put((variables, carry, sums), one)))
+        # The finish is small dense linear algebra on replicated statistics: one device of each
+        # process runs it on its copy (replicated over a mesh, every device would repeat each
+        # eigendecomposition).
+        return jax.device_get(fin(*jax.tree.map(_local_copy, (variables, carry, sums))))
 
     def evaluate_one(self, variables: dict) -> dict[str, float]:
         """Metrics of one model's `{"params", "batch_stats"}` (floats)."""

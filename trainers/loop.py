@@ -231,5 +231,6 @@ def run(
     mngr.close()
     for d, w in zip(writers.dirs, writers.writers, strict=True):
         w.close(hparams=configs.flat(config))
-        experiment.plot(w.records, d)
+        if jax.process_index() == 0:
+            experiment.plot(w.records, d)
     return writers.runs if experiment.members else writers.runs[0]

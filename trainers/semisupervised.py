@@ -46,7 +46,18 @@ from flax import struct
 
 import infotheory as it
 import models
-from trainers import augment, cli, data, evaluators, loop, metrics, plots, pseudo_labels, supervised
+from trainers import (
+    augment,
+    cli,
+    data,
+    distributed,
+    evaluators,
+    loop,
+    metrics,
+    plots,
+    pseudo_labels,
+    supervised,
+)
 from trainers.configs import semisupervised as semisupervised_config
 from trainers.data import pipeline
 from trainers.state import TrainState
@@ -256,14 +267,14 @@ class Run(supervised.Run):
         """`ds[step]` = `{"labeled": B examples, "unlabeled": mu·B examples}`, un-augmented."""
         c, source = self.config, self.source("train")
         spec = dataclasses.replace(self.spec, augment=False)  # the views are made on the device
-        labeled = pipeline.train_dataset(
-            pipeline.subset(source, self.split.labeled), spec, c.batch_size, self.data_seed
-        )
-        unlabeled = pipeline.train_dataset(
-            pipeline.subset(source, self.split.unlabeled),
-            spec,
-            c.mu * c.batch_size,
-            self.data_seed + 1,
+        labeled, unlabeled = (
+            pipeline.train_dataset(
+                pipeline.subset(source, pool), spec, size, seed, distributed.shard()
+            )
+            for pool, size, seed in (
+                (self.split.labeled, c.batch_size, self.data_seed),
+                (self.split.unlabeled, c.mu * c.batch_size, self.data_seed + 1),
+            )
         )
         length = slice(0, min(len(labeled), len(unlabeled)))
         pair = grain.experimental.ZipMapDataset([labeled.slice(length), unlabeled.slice(length)])

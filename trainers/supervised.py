@@ -24,7 +24,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import infotheory as it
 import models
-from trainers import cli, data, evaluators, loop, metrics, plots
+from trainers import cli, data, distributed, evaluators, loop, metrics, plots
 from trainers.configs import supervised as supervised_config
 from trainers.data import pipeline
 from trainers.state import TrainState, train_step
@@ -61,10 +61,15 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
         raise ValueError(
             f"config.interplay_method must be auto|exact|lanczos, got {config.interplay_method!r}."
         )
-    available = jax.local_device_count()
+    available = jax.device_count()
     if config.num_devices is not None and not 1 <= config.num_devices <= available:
         raise ValueError(
-            f"config.num_devices={config.num_devices}, but this process has {available} devices."
+            f"config.num_devices={config.num_devices}, but there are {available} devices."
+        )
+    if jax.process_count() > 1 and config.num_devices not in (None, available):
+        raise ValueError(
+            f"config.num_devices={config.num_devices}: with {jax.process_count()} processes the "
+            f"mesh holds all {available} devices (leave num_devices unset)."
         )
     num_devices = config.num_devices or available
     for key in ("batch_size", "eval_batch_size"):
@@ -163,7 +168,9 @@ class Run:
     def train_dataset(self):
         """Training batches: `ds[step]` is the host batch of that step."""
         c = self.config
-        return pipeline.train_dataset(self.source("train"), self.spec, c.batch_size, self.data_seed)
+        return pipeline.train_dataset(
+            self.source("train"), self.spec, c.batch_size, self.data_seed, distributed.shard()
+        )
 
     def evaluator(self, source, sharding=None) -> evaluators.Evaluator:
         """The eval of this run on `source`, placed with `sharding`, with its eval settings."""
@@ -191,14 +198,15 @@ class Run:
 
 
 def experiment(run: Run) -> loop.Experiment:
-    """`run` as the shared loop's `Experiment`: jitted steps on a `data` mesh over local devices."""
+    """`run` as the shared loop's `Experiment`: jitted steps on a `data` mesh over the devices
+    of every process (`trainers.distributed`), each process feeding its rows of a batch."""
     config = run.config
-    num_devices = config.num_devices or jax.local_device_count()
+    num_devices = config.num_devices or jax.device_count()
     mesh = jax.make_mesh(
         (num_devices,),
         ("data",),
         axis_types=(AxisType.Auto,),
-        devices=jax.local_devices()[:num_devices],
+        devices=jax.devices()[:num_devices],
     )
     replicated = NamedSharding(mesh, PartitionSpec())
     sharded = NamedSharding(mesh, PartitionSpec("data"))
@@ -212,7 +220,7 @@ def experiment(run: Run) -> loop.Experiment:
             batches.append(pipeline.train_iterator(train_ds, first))
         rows = []
         for _ in range(num_steps):
-            state, row = step(state, jax.device_put(next(batches[0]), sharded))
+            state, row = step(state, distributed.put_local(next(batches[0]), sharded))
             rows.append(row)
         return state, jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
 

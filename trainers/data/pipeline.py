@@ -35,14 +35,22 @@ def subset(source, indices) -> list[dict]:
     return [source[int(i)] for i in indices]
 
 
-def train_dataset(source, spec: DatasetSpec, batch_size: int, seed: int) -> grain.MapDataset:
-    """Infinite random-access dataset of training batches; `ds[step]` is step's batch."""
+def train_dataset(
+    source, spec: DatasetSpec, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)
+) -> grain.MapDataset:
+    """Infinite random-access dataset of training batches; `ds[step]` is step's batch.
+
+    With `shard = (i, n)`, `ds[step]` holds only rows `i·B/n … (i+1)·B/n` of that
+    batch (`B = batch_size`, divisible by `n`): process i of n reads its part.
+    """
+    index, count = shard
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat().map(_to_float(spec))
     if spec.augment:
         ds = ds.random_map(
             lambda ex, rng: {**ex, "image": random_crop_flip(ex["image"], rng)}, seed=seed + 1
         )
-    return ds.batch(batch_size, drop_remainder=True)
+    ds = ds.batch(batch_size // count, drop_remainder=True)
+    return ds if count == 1 else ds.slice(slice(index, None, count))
 
 
 def train_iterator(ds: grain.MapDataset, start_step: int, num_threads: int = 4):
