@@ -90,8 +90,14 @@ def check_paired(name_a: str, a, name_b: str, b) -> None:
 
 
 def _xp(*xs):
-    """NumPy for concrete values (no compilation per new shape), `jax.numpy` for traced ones."""
-    return jnp if _traced(*xs) else np
+    """NumPy for values this process holds (no compilation per new shape), `jax.numpy` for
+    traced ones and for arrays spread over several processes (none holds all of it)."""
+    if _traced(*xs):
+        return jnp
+    leaves = jax.tree.leaves(xs)
+    return (
+        jnp if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in leaves) else np
+    )
 
 
 def kernel_symmetric(k) -> jax.Array:

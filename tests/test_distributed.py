@@ -1,6 +1,7 @@
 """Two processes on JAX's distributed runtime (loopback, 4 CPU devices each) against one process
 with the same 8 devices and global batch; a kill of one process and a restart of both."""
 
+import json
 import os
 import signal
 import socket
@@ -89,3 +90,24 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
     assert [r["step"] for r in resumed] == [r["step"] for r in two]
     for key in set(two[-1]) - {"time", "train/steps_per_sec"}:
         assert resumed[-1][key] == pytest.approx(two[-1][key], rel=1e-6, abs=1e-7), key
+
+
+def test_dataset_interplay_over_two_processes_matches_one(tmp_path):
+    import infotheory as it
+    from tests import distributed_interplay as job
+
+    port = _free_port()
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_NUM_PROCESSES": "2"}
+        env.update(JAX_PROCESS_ID=str(i), JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}")
+        command = [sys.executable, "-m", "tests.distributed_interplay", str(tmp_path / "r.json")]
+        procs.append(subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE))
+    _wait(procs)
+    two = json.loads((tmp_path / "r.json").read_text())
+    features, labels, head = job.data()
+    batches = [
+        (features[s : s + job.BATCH], labels[s : s + job.BATCH]) for s in range(0, job.N, job.BATCH)
+    ]
+    one = it.dataset_interplay(batches, head, num_classes=job.C, method="exact")._asdict()
+    reference.assert_interplay_close({k: float(v) for k, v in one.items()}, two, rtol=1e-5)

@@ -361,7 +361,14 @@ def train_and_evaluate(
     """Trains until grokking (plus `steps_after_grok`) or `num_steps`; returns the summary.
 
     With `num_seeds > 1`, one summary per seed (also in `DIR/seed_<s>/summary.json`).
+    One process: the full batch (3 830 examples at p = 113) fits one device; seeds, not
+    data, are what to spread (`num_seeds`).
     """
+    if jax.process_count() > 1:
+        raise ValueError(
+            f"trainers.grokking runs in one process, not {jax.process_count()}: its full batch "
+            "fits one device; train more seeds with --config.num_seeds instead."
+        )
     validate(config)
     workdir = pathlib.Path(workdir)
     runs = loop.run(experiment(config), config, workdir, grokking_config.RESUMABLE)
