@@ -65,6 +65,9 @@ def test_fairness_term_matches_hand_computed_values():
     loss = pseudo_labels.fairness_loss(t, logits, jnp.array([1.0, 0.0, 0.0]))
     np.testing.assert_allclose(loss, 0.4 * np.log(1e-12), rtol=1e-5)
     assert float(pseudo_labels.fairness_loss(t, logits, jnp.zeros(3))) == 0.0
+    # Nothing kept: no term, and no NaN through the masked-out branch into the gradient.
+    grad = jax.grad(lambda x: pseudo_labels.fairness_loss(t, x, jnp.zeros(3)))(logits)
+    np.testing.assert_array_equal(grad, np.zeros((3, 2)))
 
 
 @pytest.mark.parametrize("algorithm", ["fixmatch", "freematch"])

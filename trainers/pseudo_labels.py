@@ -79,10 +79,12 @@ def fixmatch_mask(probs: jax.Array, threshold: float) -> jax.Array:
 
 
 def _sum_normalized_inverse(values: jax.Array, hist: jax.Array) -> jax.Array:
-    """`SumNorm(values / hist)` with 1/0 read as 0 and the rescaling held constant."""
+    """`SumNorm(values / hist)` with 1/0 read as 0 and the rescaling held constant; all zeros
+    (nothing kept) stay zeros, so that no NaN reaches the gradient through a masked branch."""
     scale = jax.lax.stop_gradient(jnp.where(hist > 0, 1.0 / jnp.where(hist > 0, hist, 1.0), 0.0))
     scaled = values * scale
-    return scaled / scaled.sum()
+    total = scaled.sum()
+    return scaled / jnp.where(total > 0, total, 1.0)
 
 
 def fairness_loss(thresholds: Thresholds, strong_logits: jax.Array, mask: jax.Array) -> jax.Array:
