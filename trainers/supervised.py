@@ -125,7 +125,7 @@ class Run:
 
     `experiment` turns any `Run` into the shared loop's `Experiment`; a trainer
     that differs (e.g. `trainers.semisupervised`) subclasses it and overrides
-    the parts that differ: `schedule`, `init`, `step`, `train_dataset`,
+    the parts that differ: `learning_rate_schedule`, `init`, `step`, `train_dataset`,
     `evaluators`, `plot`.
     """
 
