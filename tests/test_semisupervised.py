@@ -245,7 +245,8 @@ def test_study_pairs_seeds_and_counts_signs(tmp_path):
         for seed, acc in enumerate(values):
             d = tmp_path / "digits_40" / variant / f"seed{seed}"
             d.mkdir(parents=True)
-            rows = [{"step": 0, "eval/accuracy": 0.1}, {"step": 100, "train/mask_rate": 0.5}]
+            rows = [{"step": 0, "eval/accuracy": 0.1, "eval_val/accuracy": acc - 0.4}]
+            rows.append({"step": 100, "train/mask_rate": 0.5})
             rows.append({"step": 200, "eval/accuracy": acc, "eval_val/accuracy": acc - 0.1})
             for row in rows[::2]:
                 row.update({"eval_unlabeled/mir": 0.5, "eval_unlabeled/hdr": 0.2})
@@ -256,6 +257,7 @@ def test_study_pairs_seeds_and_counts_signs(tmp_path):
     np.testing.assert_allclose(pair["with"], [15, 10, 35], atol=1e-9)
     row = study.paired_table([pair]).splitlines()[-1]
     assert "| 3 | 0.00 ± 5.00 | 1 / 1 / 1 |" in row  # differences −5, 0, +5
-    assert "| 20.00 ± 10.00 | 30.00 ± 10.00 |" in study.error_table(cells)
+    # Validation: the mean of the last evals (here both): 1 − (acc − 0.25).
+    assert "| 20.00 ± 10.00 | 45.00 ± 10.00 |" in study.error_table(cells)
     study.plot_dynamics(cells, tmp_path / "dynamics.png")
     assert (tmp_path / "dynamics.png").stat().st_size > 10_000
