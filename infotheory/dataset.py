@@ -31,6 +31,7 @@ def dataset_interplay(
     key: jax.Array | None = None,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    num_deflate: int = 0,
     match_width: bool = True,
     progress: bool = False,
 ) -> Interplay:
@@ -54,6 +55,9 @@ def dataset_interplay(
       key: PRNG key for Lanczos (default `jax.random.key(0)`, as in `measure`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
+      num_deflate: top eigenvectors taken exactly before the probes (deflation,
+        `spectral.entropy_lanczos`): far smaller probe variance for
+        `num_deflate·(dC or d·d')` more numbers; 0 for plain Lanczos.
       match_width: require the head's width to equal the features' (see `scatter.measure`).
       progress: show a tqdm bar over batches.
 
@@ -93,6 +97,7 @@ def dataset_interplay(
             key,
             num_probes=num_probes,
             num_matvecs=num_matvecs,
+            num_deflate=num_deflate,
         )
     stats = _fold(stats, kept, num_classes)  # an exact dual is small: so is the class scatter
     return scatter.measure(
@@ -102,6 +107,7 @@ def dataset_interplay(
         key=key,
         num_probes=num_probes,
         num_matvecs=num_matvecs,
+        num_deflate=num_deflate,
         match_width=match_width,
     )
 

@@ -65,6 +65,7 @@ def joint_entropy_lanczos(
     *,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    num_deflate: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """`H(G(Z) ⊙ G(W_Y))` by `spectral.entropy_lanczos` on `joint_matvec`.
 
@@ -83,27 +84,35 @@ def joint_entropy_lanczos(
         jnp.where(trace > 0, trace, 1),
         num_probes=num_probes,
         num_matvecs=num_matvecs,
+        num_deflate=num_deflate,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("num_probes", "num_matvecs"))
+@functools.partial(jax.jit, static_argnames=("num_probes", "num_matvecs", "num_deflate"))
 def measure(
     kept: LabelledFeatures,
     head: jax.Array,
     key: jax.Array,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    num_deflate: int = 0,
 ) -> Interplay:
     """Interplay of kept features against `head (C, d')`, the joint entropy by Lanczos.
 
     Memory: the `n·d` features, one `(d, d)` and one `(C, C)` matrix, and
     `num_matvecs` Lanczos vectors of `d·r` numbers for each of the
-    `spectral.PROBES_AT_ONCE` probes in flight.
+    `spectral.PROBES_AT_ONCE` probes in flight, plus `num_deflate` of them
+    when deflating (`spectral.entropy_lanczos`).
     """
     head = as_float(head).astype(kept.features.dtype)
     h_features = density_entropy(density(kept.features.T @ kept.features))
     h_heads = scatter.head_entropy(kept.counts, gram(head))
     h_joint, stderr = joint_entropy_lanczos(
-        kept, head_factor(head), key, num_probes=num_probes, num_matvecs=num_matvecs
+        kept,
+        head_factor(head),
+        key,
+        num_probes=num_probes,
+        num_matvecs=num_matvecs,
+        num_deflate=num_deflate,
     )
     return Interplay.from_entropies(h_features, h_heads, h_joint, stderr)

@@ -175,6 +175,7 @@ def joint_entropy_lanczos(
     *,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    num_deflate: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """Stochastic Lanczos quadrature for the joint entropy, matrix-free.
 
@@ -201,6 +202,7 @@ def joint_entropy_lanczos(
         trace,
         num_probes=num_probes,
         num_matvecs=num_matvecs,
+        num_deflate=num_deflate,
     )
 
 
@@ -222,6 +224,7 @@ def measure(
     key: jax.Array | None = None,
     num_probes: int = 32,
     num_matvecs: int = 64,
+    num_deflate: int = 0,
     match_width: bool = True,
 ) -> Interplay:
     """Interplay of the accumulated features against `head` `(C, d')` (jitted inside).
@@ -234,6 +237,8 @@ def measure(
       key: PRNG key for the Lanczos probes (default `jax.random.key(0)`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
+      num_deflate: top eigenvectors found by subspace iteration and taken exactly
+        (`spectral.entropy_lanczos`); 0 for plain stochastic Lanczos.
       match_width: require `d' = d`; False measures against a head of another
         width on purpose (only `G(W)` enters).
 
@@ -250,18 +255,23 @@ def measure(
     if method not in ("exact", "lanczos"):
         raise ValueError(f'method must be "exact", "lanczos" or "auto", got {method!r}.')
     key = jax.random.key(0) if key is None else key
-    return _measure(stats, head, key, method, num_probes, num_matvecs)
+    return _measure(stats, head, key, method, num_probes, num_matvecs, num_deflate)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
-def _measure(stats, head, key, method, num_probes, num_matvecs) -> Interplay:
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _measure(stats, head, key, method, num_probes, num_matvecs, num_deflate) -> Interplay:
     g_head = gram(as_float(head).astype(stats.scatter.dtype))
     stderr = None
     if method == "exact":
         h_joint = joint_entropy_exact(stats, g_head)
     else:
         h_joint, stderr = joint_entropy_lanczos(
-            stats, g_head, key, num_probes=num_probes, num_matvecs=num_matvecs
+            stats,
+            g_head,
+            key,
+            num_probes=num_probes,
+            num_matvecs=num_matvecs,
+            num_deflate=num_deflate,
         )
     r = Interplay.from_entropies(
         features_entropy(stats), head_entropy(stats.counts, g_head), h_joint, stderr

@@ -143,6 +143,11 @@ def test_kept_features_lanczos_within_its_standard_error_of_the_exact_dual():
     np.testing.assert_allclose(est.h_features, exact.h_features, rtol=1e-5)
     np.testing.assert_allclose(est.h_heads, exact.h_heads, rtol=1e-5)
     assert abs(float(est.mi - exact.mi)) <= 4 * float(est.mi_stderr), (est, exact)
+    deflated = it.dataset_interplay(
+        batches, head, num_classes=40, method="lanczos", num_probes=32, num_deflate=64
+    )
+    assert 0 < float(deflated.mi_stderr) < float(est.mi_stderr)
+    assert abs(float(deflated.mi - exact.mi)) <= 4 * float(deflated.mi_stderr) + 1e-3
 
 
 def test_lanczos_within_its_standard_error():
@@ -157,6 +162,28 @@ def test_lanczos_within_its_standard_error():
     assert abs(float(est) - exact) <= 4 * float(sem) + 1e-3 * exact, (float(est), exact, float(sem))
     approx = it.dataset_interplay([(features, labels)], head, num_classes=10, method="lanczos")
     assert abs(float(approx.mir) - float(scatter.measure(stats, head).mir)) < 0.02
+
+
+def test_deflated_lanczos_is_exact_on_the_whole_space_and_tighter_below_it():
+    features, labels, head = _data(2000, 12, 10)  # dC = 120
+    stats = scatter.update(scatter.init(10, 12), features, labels)
+    g = it.gram(head)
+    exact = float(scatter.joint_entropy_exact(stats, g))
+    key = jax.random.key(0)
+    # Deflating all dC directions leaves nothing to the probes: the Ritz values are the spectrum.
+    whole, sem = scatter.joint_entropy_lanczos(stats, g, key, num_probes=8, num_deflate=120)
+    assert float(sem) == 0
+    np.testing.assert_allclose(float(whole), exact, rtol=1e-4)
+    plain, plain_sem = scatter.joint_entropy_lanczos(stats, g, key, num_probes=64, num_matvecs=30)
+    est, est_sem = scatter.joint_entropy_lanczos(
+        stats, g, key, num_probes=64, num_matvecs=30, num_deflate=24
+    )
+    assert 0 < float(est_sem) < float(plain_sem) / 2, (float(est_sem), float(plain_sem))
+    assert abs(float(est) - exact) <= 4 * float(est_sem) + 1e-4 * exact, (float(est), exact)
+    approx = it.dataset_interplay(
+        [(features, labels)], head, num_classes=10, method="lanczos", num_deflate=24
+    )
+    assert abs(float(approx.mir) - float(scatter.measure(stats, head).mir)) < 0.01
 
 
 def test_auto_method_chooses_by_dual_size():
