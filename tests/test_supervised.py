@@ -116,7 +116,7 @@ def test_nan_loss_stops_naming_the_step(tmp_path, data_dir):
     [
         ({"label_smoothing": 1.5}, "label_smoothing"),
         ({"batch_size": 60, "num_devices": 8}, "not divisible by the 8 devices"),
-        ({"num_devices": 64}, "this process has 8 devices"),
+        ({"num_devices": 64}, "there are 8 devices"),
         ({"batch_size": 2048}, "exceeds the 1437 training examples"),
         ({"keep_checkpoints": 0}, "keep_checkpoints must be"),
         ({"model": "vit"}, "unknown model"),

@@ -1,0 +1,248 @@
+"""Spectral functions of symmetric PSD matrices with gap-free derivatives.
+
+`jnp.linalg.eigh`'s JVP divides by eigenvalue gaps and is NaN wherever the
+spectrum is degenerate (Neural Collapse, rank one, duplicated rows). The trace
+functions here differentiate as spectral functions instead,
+
+    d tr f(M) = tr(f'(M) dM),  f'(M) = U diag(f'(λ)) Uᵀ,
+
+which needs no gaps (Lewis, "Derivatives of spectral functions", 1996).
+
+Under `vmap` every eigendecomposition here runs as a loop over the batch
+(`jax.custom_batching.sequential_vmap`), so LAPACK never receives a batch. On
+CPU, jaxlib splits a batched LAPACK call into tasks on the intra-op thread pool
+and blocks a pool thread until they finish; two such calls running at once on a
+2-core machine hold both pool threads and wait forever (seen vmapping analysis
+over checkpoints, and reported by others for vmap graphs). A loop costs nothing
+measurable for the small matrices of these metrics.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.custom_batching import sequential_vmap
+from jax.scipy.linalg import eigh_tridiagonal
+from matfree import decomp, funm, stochtrace
+
+
+def eigenvalue_floor(dtype: jnp.dtype) -> float:
+    """Floor ε on eigenvalues inside derivatives: `10 · eps(dtype)`.
+
+    The derivative of `-λ log λ` is unbounded at λ = 0; tangents use
+    `f'(max(λ, ε))`. Values are computed without it. Directions with λ < ε are
+    those that Gram matrices of features cannot reach to first order (their
+    null space), so the clipped tangent changes no reachable gradient beyond
+    round-off.
+    """
+    return 10 * float(jnp.finfo(dtype).eps)
+
+
+def rank_tolerance(lam: jax.Array) -> jax.Array:
+    """`k · eps · max λ` for `k` eigenvalues `lam`: smaller ones are round-off (as numpy's rank)."""
+    return lam.shape[-1] * jnp.finfo(lam.dtype).eps * jnp.max(lam)
+
+
+def null_tolerance(lam: jax.Array) -> jax.Array:
+    """`√k · eps · max λ`: below it, eigenvalues of α < 1 summands count as zero.
+
+    For α < 1, `λ^α` amplifies round-off in the null space, so a cut-off is
+    needed; `√k` is the typical (not worst-case `k`) growth of eigenvalue
+    round-off. Measured against float64 NumPy (tests/test_numerics.py), float32
+    input stays within 1e-4 nats for α ∈ {0.5, 0.9, 1.01, 2} on square Gaussian
+    data up to n = 512 (the cut-off `k · eps · max λ` lost 1.6e-4 at n = 512,
+    α = 0.5) and on rank-deficient Grams. Where the spectrum has eigenvalues at
+    float32 round-off (e.g. an RBF Gram of ETF features with noise 0.01: 500
+    eigenvalues spanning 1 to 1e-7 of λ_max), float32 cannot resolve them: α =
+    0.5 is off by −2.6e-2 nats there; use float64 (`jax_enable_x64`).
+    """
+    return jnp.sqrt(lam.shape[-1]) * jnp.finfo(lam.dtype).eps * jnp.max(lam)
+
+
+def _f(alpha: float, lam: jax.Array) -> jax.Array:
+    """Summand of the trace: `-λ log λ` at α = 1, `λ^α` otherwise (0 for λ ≤ 0).
+
+    For α < 1, eigenvalues below `null_tolerance` count as zero.
+    """
+    pos = lam > (null_tolerance(lam) if alpha < 1 else 0)
+    safe = jnp.where(pos, lam, 1)
+    value = -safe * jnp.log(safe) if alpha == 1 else safe**alpha
+    return jnp.where(pos, value, 0)
+
+
+def _f_prime(alpha: float, lam: jax.Array) -> jax.Array:
+    """Derivative of `_f` at `max(λ, ε)`."""
+    lam = jnp.maximum(lam, eigenvalue_floor(lam.dtype))
+    return -(1 + jnp.log(lam)) if alpha == 1 else alpha * lam ** (alpha - 1)
+
+
+def _eigvalsh_tridiagonal(m: jax.Array) -> jax.Array:
+    _, diag, off_diag, _ = jax.lax.linalg.tridiagonal(m)
+    return eigh_tridiagonal(diag, off_diag, eigvals_only=True)
+
+
+@sequential_vmap
+def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`jnp.linalg.eigh` (eigenvalues ascending, eigenvectors as columns), a loop under vmap."""
+    return jnp.linalg.eigh(m)
+
+
+def psd_pinv(m: jax.Array) -> jax.Array:
+    """Pseudo-inverse of a symmetric PSD matrix; eigenvalues below `k·eps·λ_max` are dropped."""
+    lam, u = eigh(m)
+    big = lam > rank_tolerance(lam)
+    return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
+
+
+@sequential_vmap
+def eigvalsh(m: jax.Array) -> jax.Array:
+    """Eigenvalues of symmetric `m`.
+
+    On CPU by Householder tridiagonalization and bisection, which skips the
+    eigenvectors that `jnp.linalg.eigvalsh` forms anyway (2.6× faster at
+    1024 × 1024 on 2 cores); on other backends `jnp.linalg.eigvalsh`.
+    """
+    if m.shape[-1] < 2:
+        return jnp.linalg.eigvalsh(m)
+    return jax.lax.platform_dependent(m, cpu=_eigvalsh_tridiagonal, default=jnp.linalg.eigvalsh)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def trace_function(alpha: float, m: jax.Array) -> jax.Array:
+    """`Σᵢ f(λᵢ)` over the eigenvalues of symmetric `m`, f as in `_f`.
+
+    Args:
+      alpha: 1 for the von Neumann summand `-λ log λ`, else the power `λ^α`.
+      m: symmetric PSD matrix `(k, k)`.
+
+    Returns:
+      The scalar trace `tr f(m)`; NaN when `m` is not PSD beyond round-off
+      (an eigenvalue below `−k · eps · max λ`).
+    """
+    return _trace(alpha, eigvalsh(m))
+
+
+def _trace(alpha: float, lam: jax.Array) -> jax.Array:
+    psd = lam[0] >= -rank_tolerance(jnp.abs(lam))
+    return jnp.where(psd, jnp.sum(_f(alpha, lam)), jnp.nan)
+
+
+@trace_function.defjvp
+def _trace_function_jvp(alpha, primals, tangents):
+    (m,), (dm,) = primals, tangents
+    lam, u = eigh(m)
+    grad = (u * _f_prime(alpha, lam)) @ u.T
+    return _trace(alpha, lam), jnp.sum(grad * dm)
+
+
+@jax.custom_jvp
+def psd_sqrt(g: jax.Array) -> jax.Array:
+    """Symmetric square root `G^{1/2} = U diag(√λ) Uᵀ` of a PSD matrix.
+
+    Its JVP is the Daleckii–Krein divided difference `dL = U (Uᵀ dG U ⊘ (√λᵢ + √λⱼ)) Uᵀ`,
+    finite at repeated eigenvalues. Where both eigenvalues are zero the entry is
+    set to 0: for `G = W Wᵀ` any first-order `dG` vanishes there.
+    """
+    lam, u = eigh(g)
+    return (u * jnp.sqrt(jnp.maximum(lam, 0))) @ u.T
+
+
+@psd_sqrt.defjvp
+def _psd_sqrt_jvp(primals, tangents):
+    (g,), (dg,) = primals, tangents
+    lam, u = eigh(g)
+    root = jnp.sqrt(jnp.maximum(lam, 0))
+    denom = root[:, None] + root[None, :]
+    ok = denom > eigenvalue_floor(g.dtype)
+    inner = jnp.where(ok, (u.T @ dg @ u) / jnp.where(ok, denom, 1), 0)
+    return (u * root) @ u.T, u @ inner @ u.T
+
+
+def von_neumann_funm(tridiagonal: jax.Array) -> jax.Array:
+    """`f(T) = U diag(−θ log θ) Uᵀ` of a Lanczos tridiagonal `T` (θ clipped at 1e-30)."""
+    theta, u = eigh(tridiagonal)
+    theta = jnp.clip(theta, 1e-30, None)
+    return (u * (-theta * jnp.log(theta))) @ u.T
+
+
+#: Lanczos probes run at once in `entropy_lanczos` (memory: `num_matvecs` vectors each).
+PROBES_AT_ONCE = 4
+
+
+def _dominant_subspace(apply, like: jax.Array, key: jax.Array, size: int, iters: int):
+    """Orthonormal `Q` `(size, *like.shape)` near the top eigenvectors of `ρ` and `ρQ`:
+    `iters` rounds of subspace iteration `Y ← ρ·orth(Y)` from a Gaussian block."""
+
+    def orth(y):
+        q, _ = jnp.linalg.qr(y.reshape(size, -1).T)
+        return q.T.reshape(y.shape)
+
+    y = jax.random.normal(key, (size, *like.shape), like.dtype)
+    for _ in range(iters):
+        y = apply(orth(y))
+    q = orth(y)
+    return q, apply(q)
+
+
+def entropy_lanczos(
+    matvec,
+    like: jax.Array,
+    key: jax.Array,
+    *operands,
+    num_probes: int,
+    num_matvecs: int,
+    num_deflate: int = 0,
+    deflate_iters: int = 3,
+) -> tuple[jax.Array, jax.Array]:
+    """Stochastic Lanczos quadrature of `tr(−ρ log ρ)` for a matvec `v ↦ ρv`.
+
+    The mean of `vᵀ f(ρ) v` over `num_probes` Rademacher probes `v` shaped like
+    `like`, each by `num_matvecs` Lanczos steps (matfree, full
+    reorthogonalization); `matvec(v, *operands)`. Probes run `PROBES_AT_ONCE`
+    at a time, so the Krylov bases take `PROBES_AT_ONCE·num_matvecs·like.size`
+    numbers, not `num_probes·num_matvecs·like.size`.
+
+    With `num_deflate = k > 0` (deflation, as in Hutch++): `deflate_iters`
+    rounds of subspace iteration find `Q`, k orthonormal vectors near the top
+    eigenvectors; the Ritz values `θ` of `QᵀρQ` give that part exactly,
+    `Σ −θ log θ`, and the probes, projected by `P = I − QQᵀ`, estimate the rest
+    `tr f(PρP)`. The top eigenvalues carry most of `‖f(ρ)‖_F`, hence of the probe
+    variance; the split is exact when span Q is invariant (its error is second
+    order in how far it is not). Costs `k·(deflate_iters + 1)` more matvecs and
+    `k·like.size` more numbers; `k ≥ like.size` is the exact entropy.
+
+    Returns:
+      `(estimate, standard_error)`; the standard error (sample std over probes,
+      ddof 1, / √num_probes) covers the probe variance only, not the
+      quadrature bias of a finite `num_matvecs` nor the deflation's split error.
+    """
+    if num_probes < 2:
+        raise ValueError(f"num_probes must be at least 2 for a standard error, got {num_probes}.")
+    top, project = 0.0, lambda v: v
+    if num_deflate > 0:
+        size = min(num_deflate, like.size)
+        deflate_key, key = jax.random.split(key)
+        apply = jax.vmap(lambda v: matvec(v, *operands))
+        q, rq = _dominant_subspace(apply, like, deflate_key, size, deflate_iters)
+        q, rq = q.reshape(size, -1), rq.reshape(size, -1)
+        ritz = eigvalsh(q @ rq.T)
+        top = jnp.sum(_f(1.0, jnp.clip(ritz, 0, None)))
+        if size == like.size:
+            return top, jnp.zeros_like(top)
+
+        def project(v):
+            return v - (q.T @ (q @ v.reshape(-1))).reshape(v.shape)
+
+    def deflated(v, *operands):
+        return project(matvec(project(v), *operands))
+
+    integrand = funm.monte_carlo_funm_sym(
+        von_neumann_funm, decomp.tridiag_sym(min(num_matvecs, like.size))
+    )
+    probes = stochtrace.sampler_signs(like, num=num_probes)(key)
+    values = jax.lax.map(
+        lambda v: integrand(deflated, project(v), *operands), probes, batch_size=PROBES_AT_ONCE
+    )
+    return top + values.mean(), values.std(ddof=1) / jnp.sqrt(num_probes)
