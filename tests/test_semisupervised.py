@@ -251,7 +251,13 @@ def test_study_pairs_seeds_and_counts_signs(tmp_path):
             for row in rows[::2]:
                 row.update({"eval_unlabeled/mir": 0.5, "eval_unlabeled/hdr": 0.2})
             (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+            (d / "config.json").write_text(json.dumps({"num_steps": 200}))
+    unfinished = tmp_path / "digits_40" / "freematch" / "seed3"  # stopped at step 100
+    unfinished.mkdir()
+    (unfinished / "metrics.jsonl").write_text(json.dumps({"step": 100, "eval/accuracy": 0.5}))
+    (unfinished / "config.json").write_text(json.dumps({"num_steps": 200}))
     cells = study.load(tmp_path)
+    assert sorted(cells["digits_40"]["freematch"]) == [0, 1, 2]
     (pair,) = study.paired(cells)
     np.testing.assert_allclose(pair["base"], [20, 10, 30], atol=1e-9)
     np.testing.assert_allclose(pair["with"], [15, 10, 35], atol=1e-9)

@@ -29,17 +29,23 @@ SUFFIX = "_interplay"
 
 
 def load(root: pathlib.Path) -> dict[str, dict[str, dict[int, list[dict]]]]:
-    """`{cell: {variant: {seed: records}}}` of the finished-or-not runs under `root`."""
-    cells = {}
+    """`{cell: {variant: {seed: records}}}` of the finished runs under `root` (their last
+    eval at the `num_steps` of their `config.json`); unfinished ones are named and left out."""
+    cells, unfinished = {}, []
     for path in sorted(root.glob("*/*/seed*/metrics.jsonl")):
         seed_dir = path.parent
         variant, cell = seed_dir.parent.name, seed_dir.parent.parent.name
-        records = metrics.read(path)
-        if metrics.evals(records):
-            seed = int(seed_dir.name.removeprefix("seed"))
-            cells.setdefault(cell, {}).setdefault(variant, {})[seed] = records
+        records = metrics.evals(metrics.read(path))
+        num_steps = json.loads((seed_dir / "config.json").read_text())["num_steps"]
+        if not records or records[-1]["step"] != num_steps:
+            unfinished.append(str(seed_dir.relative_to(root)))
+            continue
+        seed = int(seed_dir.name.removeprefix("seed"))
+        cells.setdefault(cell, {}).setdefault(variant, {})[seed] = records
+    if unfinished:
+        print(f"left out, not finished: {', '.join(unfinished)}")
     if not cells:
-        raise ValueError(f"no runs under {root}/<cell>/<variant>/seed<k>/.")
+        raise ValueError(f"no finished runs under {root}/<cell>/<variant>/seed<k>/.")
     return cells
 
 
@@ -60,18 +66,17 @@ def validation_accuracy(records: list[dict]) -> float:
 def error_table(cells) -> str:
     """Markdown: test and validation error (%) and final unlabeled MIR/HDR per cell and variant."""
     lines = [
-        "| cell | variant | seeds | steps | test error % | validation error % (last 3 evals) "
+        "| cell | variant | seeds | test error % | validation error % (last 3 evals) "
         "| unlabeled MIR | unlabeled HDR |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for cell, variants in cells.items():
         for variant, runs in variants.items():
             runs = list(runs.values())
             test = [100 * (1 - final(r, "eval/accuracy")) for r in runs]
             val = [100 * (1 - validation_accuracy(r)) for r in runs]
-            steps = sorted({metrics.evals(r)[-1]["step"] for r in runs})
             lines.append(
-                f"| {cell} | {variant} | {len(runs)} | {'/'.join(map(str, steps))} "
+                f"| {cell} | {variant} | {len(runs)} "
                 f"| {metrics.mean_std(test, 2)} | {metrics.mean_std(val, 2)} "
                 f"| {metrics.mean_std([final(r, 'eval_unlabeled/mir') for r in runs], 3)} "
                 f"| {metrics.mean_std([final(r, 'eval_unlabeled/hdr') for r in runs], 3)} |"
