@@ -232,7 +232,7 @@ SEMI_SUPERVISED = [
         "from trainers import metrics, semisupervised, semisupervised_study\n"
         "from trainers.configs.semisupervised import get_config\n\n"
         "PAPER_SETTING = False  # True: CIFAR-10, 40 labels, WRN-28-2\n"
-        "LAMBDA = 0.1  # mi_weight = hdr_weight of the term (see README: chosen on validation)\n"
+        "LAMBDA = 0.01  # mi_weight = hdr_weight of the term (README: chosen on validation)\n"
         "print(jax.devices())"
     ),
     new_code_cell(
