@@ -172,6 +172,14 @@ def _split(config):
     return semisupervised.Split(np.arange(40), np.arange(40, 140), np.arange(140, 1437))
 
 
+def test_a_refused_restart_leaves_the_runs_split_untouched(tmp_path, data_dir):
+    semisupervised.train_and_evaluate(tiny(data_dir, num_steps=5, eval_every=5), tmp_path)
+    before = (tmp_path / "split.json").read_text()
+    with pytest.raises(ValueError, match="different config"):
+        semisupervised.train_and_evaluate(tiny(data_dir, num_steps=5, label_seed=7), tmp_path)
+    assert (tmp_path / "split.json").read_text() == before
+
+
 @pytest.mark.parametrize(
     "overrides,match",
     [

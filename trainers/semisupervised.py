@@ -295,8 +295,12 @@ class Run(supervised.Run):
             ("accuracy", ["eval/accuracy", "eval_val/accuracy", "eval_unlabeled/accuracy"], []),
             (
                 "pseudo-labels",
-                ["train/mask_rate", "train/pseudo_accuracy", "train/global_threshold"]
-                + ["train/local_threshold"],
+                [
+                    "train/mask_rate",
+                    "train/pseudo_accuracy",
+                    "train/global_threshold",
+                    "train/local_threshold",
+                ],
                 [],
             ),
             ("MIR", ["eval/mir", "eval_unlabeled/mir"], [float(it.nc_mir(self.spec.num_classes))]),
@@ -367,8 +371,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     labels = np.array([source[i]["label"] for i in range(len(source))])
     split = split_train(labels, spec.num_classes, config)
     run = Run(config, split)
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    # The workdir is checked (a file, or another config's run, is refused untouched) before
+    # split.json is written into it.
+    workdir = loop.prepare_workdir(config, workdir, semisupervised_config.RESUMABLE)
     if jax.process_index() == 0:
         pools = {k: v.tolist() for k, v in dataclasses.asdict(split).items() if k != "unlabeled"}
         (workdir / "split.json").write_text(json.dumps(pools))
