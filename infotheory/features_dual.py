@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from infotheory import scatter
+from infotheory import scatter, spectral
 from infotheory.entropy import density, density_entropy
 from infotheory.gram import as_float, gram, normalize
 from infotheory.results import Interplay
@@ -63,9 +63,9 @@ def joint_entropy_lanczos(
     factor: jax.Array,
     key: jax.Array,
     *,
-    num_probes: int = 32,
-    num_matvecs: int = 64,
-    num_deflate: int = 0,
+    num_probes: int = spectral.NUM_PROBES,
+    num_matvecs: int = spectral.NUM_MATVECS,
+    num_deflate: int = spectral.NUM_DEFLATE,
 ) -> tuple[jax.Array, jax.Array]:
     """`H(G(Z) ⊙ G(W_Y))` by `spectral.entropy_lanczos` on `joint_matvec`.
 
@@ -93,16 +93,15 @@ def measure(
     kept: LabelledFeatures,
     head: jax.Array,
     key: jax.Array,
-    num_probes: int = 32,
-    num_matvecs: int = 64,
-    num_deflate: int = 0,
+    num_probes: int = spectral.NUM_PROBES,
+    num_matvecs: int = spectral.NUM_MATVECS,
+    num_deflate: int = spectral.NUM_DEFLATE,
 ) -> Interplay:
     """Interplay of kept features against `head (C, d')`, the joint entropy by Lanczos.
 
-    Memory: the `n·d` features, one `(d, d)` and one `(C, C)` matrix, and
-    `num_matvecs` Lanczos vectors of `d·r` numbers for each of the
-    `spectral.PROBES_AT_ONCE` probes in flight, plus `num_deflate` of them
-    when deflating (`spectral.entropy_lanczos`).
+    Memory: the `n·d` features, one `(d, d)` and one `(C, C)` matrix,
+    `num_deflate` vectors of `d·r` numbers and `num_matvecs` of them for each of
+    the `spectral.PROBES_AT_ONCE` probes in flight (`spectral.entropy_lanczos`).
     """
     head = as_float(head).astype(kept.features.dtype)
     h_features = density_entropy(density(kept.features.T @ kept.features))

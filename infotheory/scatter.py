@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from infotheory import checks
+from infotheory import checks, spectral
 from infotheory.entropy import density, density_entropy
 from infotheory.gram import as_float, gram, normalize
 from infotheory.results import Interplay
@@ -173,9 +173,9 @@ def joint_entropy_lanczos(
     g_head: jax.Array,
     key: jax.Array,
     *,
-    num_probes: int = 32,
-    num_matvecs: int = 64,
-    num_deflate: int = 0,
+    num_probes: int = spectral.NUM_PROBES,
+    num_matvecs: int = spectral.NUM_MATVECS,
+    num_deflate: int = spectral.NUM_DEFLATE,
 ) -> tuple[jax.Array, jax.Array]:
     """Stochastic Lanczos quadrature for the joint entropy, matrix-free.
 
@@ -183,8 +183,7 @@ def joint_entropy_lanczos(
     costs `O(C d² + d C²)` and never forms the `(dC, dC)` matrix.
 
     Returns:
-      `(estimate, standard_error)`; the standard error is over probes only
-      (it does not include the quadrature bias of a finite `num_matvecs`).
+      `(estimate, standard_error)`, the probe error (`spectral.entropy_lanczos`).
     """
     root, trace = _joint_factor(stats, g_head)
     num_classes, dim, _ = stats.scatter.shape
@@ -222,9 +221,9 @@ def measure(
     *,
     method: str = "exact",
     key: jax.Array | None = None,
-    num_probes: int = 32,
-    num_matvecs: int = 64,
-    num_deflate: int = 0,
+    num_probes: int = spectral.NUM_PROBES,
+    num_matvecs: int = spectral.NUM_MATVECS,
+    num_deflate: int = spectral.NUM_DEFLATE,
     match_width: bool = True,
 ) -> Interplay:
     """Interplay of the accumulated features against `head` `(C, d')` (jitted inside).
@@ -237,8 +236,8 @@ def measure(
       key: PRNG key for the Lanczos probes (default `jax.random.key(0)`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.
-      num_deflate: top eigenvectors found by subspace iteration and taken exactly
-        (`spectral.entropy_lanczos`); 0 for plain stochastic Lanczos.
+      num_deflate: vectors near the top eigenvectors taken exactly before the
+        probes (`spectral.entropy_lanczos`); 0 for plain Hutchinson.
       match_width: require `d' = d`; False measures against a head of another
         width on purpose (only `G(W)` enters).
 
