@@ -104,7 +104,8 @@ def _evals(path):
     return metrics.evals(metrics.read(path / "metrics.jsonl"))
 
 
-def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
+def test_tiny_run_fits_train_set_and_logs_every_interplay(tmp_path, data_dir):
+    # Resuming (the same vmapped state, one member here) is tested with two seeds below.
     reps = "features,mlp_hidden_centred"  # each variant adds to the eval's compile time
     summary = grokking.train_and_evaluate(_small(data_dir, representations=reps), tmp_path / "full")
     records = _evals(tmp_path / "full")
@@ -123,15 +124,6 @@ def test_tiny_run_fits_train_set_and_resumes_exactly(tmp_path, data_dir):
     assert (tmp_path / "full" / "config.json").exists()
     assert (tmp_path / "full" / "grokking.png").stat().st_size > 20_000
     assert (tmp_path / "full" / "summary.json").exists()
-    # Stop at 200, then continue the same workdir to 300: same end as the uninterrupted run.
-    grokking.train_and_evaluate(
-        _small(data_dir, num_steps=200, representations=reps), tmp_path / "resumed"
-    )
-    grokking.train_and_evaluate(_small(data_dir, representations=reps), tmp_path / "resumed")
-    resumed = _evals(tmp_path / "resumed")
-    assert [r["step"] for r in resumed] == [r["step"] for r in records]
-    for key in keys | train - {"train/steps_per_sec"}:
-        np.testing.assert_allclose(resumed[-1][key], records[-1][key], rtol=1e-5, err_msg=key)
 
 
 def test_bad_trainer_config(tmp_path, data_dir):
