@@ -40,7 +40,7 @@ def dataset_interplay(
     Never holds an `(n, n)` matrix. Memory: the smaller of the kept features
     (`n·d`, while `n ≤ C·d`) and the class scatter (`C·d²`), plus for
     `method="exact"` the `(dC)²` dual, for `"lanczos"` `num_deflate` vectors of
-    `dC` numbers (`d·d'` on kept features when the head is narrower than C) and
+    `dC` numbers (`min(n, d·d')` on kept features when the head is narrower than C) and
     `num_matvecs` of them for each of the `spectral.PROBES_AT_ONCE` probes in flight.
 
     Error: `"exact"` is exact up to float round-off. A `"lanczos"` estimate

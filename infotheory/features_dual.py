@@ -12,6 +12,13 @@ applies to `v (d, r)` as
 in `O(n·d + C·d·r)` per matvec (W stacks the `w_c` as rows). `L` is the head's
 unit rows (`r = d'`) when `d' < C`, else `G(W)^{1/2}` (`r = C`): both give the
 joint Gram `G(Z) ⊙ G(W_Y)` as the Gram of the rows `ẑᵢ ⊗ l_{yᵢ}`.
+
+With `A t = Σᵢ tᵢ ẑᵢ l_{yᵢ}ᵀ` (`Rⁿ → R^{d×r}`), `ρ = A Aᵀ / tr` and the joint Gram
+is `Aᵀ A`: both have the same nonzero spectrum, and Lanczos runs in the smaller
+space. When `n < d·r` that is the samples' (`sample_matvec`, same cost): the
+dual's null space (all but n of its `d·r` dimensions) would otherwise hold most of
+each probe, and a Gauss quadrature of few steps puts a node just above 0 with its
+mass, overestimating `−λ log λ` there.
 """
 
 from __future__ import annotations
@@ -50,12 +57,26 @@ def head_factor(head: jax.Array) -> jax.Array:
     return normalize(head) if width < num_classes else psd_sqrt(gram(head))
 
 
-def joint_matvec(v, features, labels, factor, trace):
-    """`ρv` for `v (d, r)`, `ρ = Σ_c Ẑ_cᵀẐ_c ⊗ l_c l_cᵀ / trace`."""
-    u = v @ factor.T  # (d, C): u_c = v l_c
-    t = jnp.sum(features * u.T[labels], axis=1)  # tᵢ = ẑᵢ · u_{yᵢ}
+def _from_rows(t, features, labels, factor):
+    """`A t = Wᵀ L`, `w_c = Σ_{yᵢ=c} tᵢ ẑᵢ`: `(n,)` ↦ `(d, r)`."""
     w = jax.ops.segment_sum(features * t[:, None], labels, factor.shape[0], indices_are_sorted=True)
-    return w.T @ factor / trace
+    return w.T @ factor
+
+
+def _to_rows(v, features, labels, factor):
+    """`Aᵀ v`: `tᵢ = ẑᵢ · u_{yᵢ}`, `u_c = v l_c`; `(d, r)` ↦ `(n,)`."""
+    u = v @ factor.T  # (d, C)
+    return jnp.sum(features * u.T[labels], axis=1)
+
+
+def joint_matvec(v, features, labels, factor, trace):
+    """`ρv` for `v (d, r)`, `ρ = Σ_c Ẑ_cᵀẐ_c ⊗ l_c l_cᵀ / trace = A Aᵀ / trace`."""
+    return _from_rows(_to_rows(v, features, labels, factor), features, labels, factor) / trace
+
+
+def sample_matvec(t, features, labels, factor, trace):
+    """`(G(Z) ⊙ G(W_Y)) t / trace = Aᵀ A t / trace` for `t (n,)`, matrix-free."""
+    return _to_rows(_from_rows(t, features, labels, factor), features, labels, factor) / trace
 
 
 def joint_entropy_lanczos(
@@ -67,16 +88,18 @@ def joint_entropy_lanczos(
     num_matvecs: int = spectral.NUM_MATVECS,
     num_deflate: int = spectral.NUM_DEFLATE,
 ) -> tuple[jax.Array, jax.Array]:
-    """`H(G(Z) ⊙ G(W_Y))` by `spectral.entropy_lanczos` on `joint_matvec`.
+    """`H(G(Z) ⊙ G(W_Y))` by `spectral.entropy_lanczos` on `sample_matvec` when
+    `n < d·r`, else on `joint_matvec` (module docstring).
 
     Returns `(estimate, standard_error)` (probe error only, as in `scatter`).
     """
     norms = jnp.sum(factor**2, axis=1)[kept.labels] * jnp.sum(kept.features**2, axis=1)
     trace = jnp.sum(norms)
-    like = jnp.zeros((kept.features.shape[1], factor.shape[1]), kept.features.dtype)
+    (n, dim), rank = kept.features.shape, factor.shape[1]
+    matvec, shape = (sample_matvec, (n,)) if n < dim * rank else (joint_matvec, (dim, rank))
     return entropy_lanczos(
-        joint_matvec,
-        like,
+        matvec,
+        jnp.zeros(shape, kept.features.dtype),
         key,
         kept.features,
         kept.labels,
@@ -100,8 +123,8 @@ def measure(
     """Interplay of kept features against `head (C, d')`, the joint entropy by Lanczos.
 
     Memory: the `n·d` features, one `(d, d)` and one `(C, C)` matrix,
-    `num_deflate` vectors of `d·r` numbers and `num_matvecs` of them for each of
-    the `spectral.PROBES_AT_ONCE` probes in flight (`spectral.entropy_lanczos`).
+    `num_deflate` vectors of `min(n, d·r)` numbers and `num_matvecs` of them for
+    each of the `spectral.PROBES_AT_ONCE` probes in flight (`spectral.entropy_lanczos`).
     """
     head = as_float(head).astype(kept.features.dtype)
     h_features = density_entropy(density(kept.features.T @ kept.features))

@@ -130,6 +130,29 @@ def test_kept_features_matvec_equals_the_float64_dual(width):
         jnp.asarray(v, jnp.float32), kept.features, kept.labels, factor, 1.0
     )
     np.testing.assert_allclose(np.ravel(got), dual @ np.ravel(v), rtol=1e-4, atol=1e-4)
+    # The same operator in sample space: the joint Gram G(Z) ⊙ G(W_Y), rows in class order.
+    order = np.argsort(labels, kind="stable")
+    joint = ((zn @ zn.T) * (l64[labels] @ l64[labels].T))[np.ix_(order, order)]
+    t = rng.normal(size=300)
+    got = features_dual.sample_matvec(
+        jnp.asarray(t, jnp.float32), kept.features, kept.labels, factor, 1.0
+    )
+    np.testing.assert_allclose(got, joint @ t, rtol=1e-4, atol=1e-3)
+
+
+def test_kept_features_lanczos_in_sample_space_when_fewer_samples_than_dual_size():
+    # n = 48 < d·d' = 256: Lanczos runs on the 48 × 48 joint Gram (no dual null space to probe).
+    features, labels, head = _data(48, 16, 40)
+    exact = it.dataset_interplay([(features, labels)], head, num_classes=40, method="exact")
+    _assert_matches(exact, reference.interplay(features, labels, head))
+    plain = it.dataset_interplay(
+        [(features, labels)], head, num_classes=40, method="lanczos", num_deflate=0
+    )
+    assert float(plain.mi_stderr) > 0
+    assert abs(float(plain.mi - exact.mi)) <= 4 * float(plain.mi_stderr)
+    whole = it.dataset_interplay([(features, labels)], head, num_classes=40, method="lanczos")
+    assert float(whole.mi_stderr) == 0  # the 128 deflation vectors span all 48 samples
+    np.testing.assert_allclose(whole.h_joint, exact.h_joint, rtol=1e-4)
 
 
 def test_kept_features_lanczos_within_its_standard_error_of_the_exact_dual():
