@@ -177,13 +177,18 @@ NUM_MATVECS = 16
 NUM_DEFLATE = 128
 
 
+@sequential_vmap
+def _orthonormal_columns(m: jax.Array) -> jax.Array:
+    """`Q` of `jnp.linalg.qr(m)`, a loop under vmap (as `eigh`)."""
+    return jnp.linalg.qr(m)[0]
+
+
 def _dominant_subspace(apply, like: jax.Array, key: jax.Array, size: int, iters: int):
     """Orthonormal `Q` `(size, *like.shape)` near the top eigenvectors of `ρ`:
     `iters` rounds of subspace iteration `Y ← ρ·orth(Y)` from a Gaussian block."""
 
     def orth(y):
-        q, _ = jnp.linalg.qr(y.reshape(size, -1).T)
-        return q.T.reshape(y.shape)
+        return _orthonormal_columns(y.reshape(size, -1).T).T.reshape(y.shape)
 
     y = jax.random.normal(key, (size, *like.shape), like.dtype)
     for _ in range(iters):
