@@ -182,12 +182,20 @@ def test_mi_agrees_with_mir_in_degenerate_cases():
     assert float(one_class.mi) == 0 and float(one_class.mir) == 0
 
 
-def test_lanczos_without_key_is_the_same_in_both_entry_points():
+def test_lanczos_without_key_uses_the_same_default_key_in_both_entry_points():
+    # n = 6 < d·C: dataset_interplay keeps the features (sample space), measure has the scatter.
     stats = scatter.update(scatter.init(3, 4), Z, Y)
-    a = scatter.measure(stats, W, method="lanczos", num_deflate=0)
-    b = it.dataset_interplay([(Z, Y)], W, num_classes=3, method="lanczos", num_deflate=0)
-    np.testing.assert_allclose(a.mir, b.mir, rtol=1e-6)
-    assert float(a.mi_stderr) > 0 and float(scatter.measure(stats, W).mi_stderr) == 0
+    key = jax.random.key(0)
+    for measure in (
+        lambda **k: scatter.measure(stats, W, method="lanczos", num_deflate=0, **k),
+        lambda **k: it.dataset_interplay(
+            [(Z, Y)], W, num_classes=3, method="lanczos", num_deflate=0, **k
+        ),
+    ):
+        a, b = measure(), measure(key=key)
+        np.testing.assert_array_equal(a.mir, b.mir)
+        assert float(a.mi_stderr) > 0  # the probes, hence the key, were used
+    assert float(scatter.measure(stats, W).mi_stderr) == 0
 
 
 _sizes = st.tuples(st.integers(2, 8), st.integers(1, 5), st.integers(2, 4))
