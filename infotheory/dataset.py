@@ -45,10 +45,10 @@ def dataset_interplay(
 
     Error: `"exact"` is exact up to float round-off. A `"lanczos"` estimate
     (`spectral.entropy_lanczos`) returns the standard error of its probes as
-    `mi_stderr`; with the defaults its total error in MIR, quadrature and
-    deflation included, measured against the exact dual at dC = 6 144
-    (`benchmarks/lanczos_accuracy.py`, 20 keys), is below 2e-3 rms and within
-    two standard errors for most keys (README, "How it is computed").
+    `mi_stderr`. With the defaults, the total error in MIR measured against the
+    exact dual on three dC = 6 144 cases (`benchmarks/lanczos_accuracy.py`,
+    20 keys) is 0.7e-3 to 3.1e-3 rms, mostly the Gauss quadrature's bias, an
+    overestimate that `mi_stderr` does not include (README, "How it is computed").
 
     Args:
       batches: iterable of `(features (b, d), labels (b,))`; may be sharded.

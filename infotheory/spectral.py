@@ -170,8 +170,8 @@ def von_neumann_funm(tridiagonal: jax.Array) -> jax.Array:
 #: Lanczos probes run at once in `entropy_lanczos` (memory: `num_matvecs` vectors each).
 PROBES_AT_ONCE = 4
 
-#: Defaults of every Lanczos estimate (`entropy_lanczos`): chosen by
-#: `benchmarks/lanczos_accuracy.py`, MIR error below 2e-3 at dC = 6 144.
+#: Defaults of every Lanczos estimate (`entropy_lanczos`), from the error-vs-matvecs
+#: tables of `benchmarks/lanczos_accuracy.py` (`docs/lanczos_accuracy.md`).
 NUM_PROBES = 128
 NUM_MATVECS = 16
 NUM_DEFLATE = 128
