@@ -35,9 +35,10 @@ def load(root: pathlib.Path) -> dict[str, dict[str, dict[int, list[dict]]]]:
     for path in sorted(root.glob("*/*/seed*/metrics.jsonl")):
         seed_dir = path.parent
         variant, cell = seed_dir.parent.name, seed_dir.parent.parent.name
-        records = metrics.evals(metrics.read(path))
+        records = metrics.read(path)
+        evals = metrics.evals(records)
         num_steps = json.loads((seed_dir / "config.json").read_text())["num_steps"]
-        if not records or records[-1]["step"] != num_steps:
+        if not evals or evals[-1]["step"] != num_steps:
             unfinished.append(str(seed_dir.relative_to(root)))
             continue
         seed = int(seed_dir.name.removeprefix("seed"))
