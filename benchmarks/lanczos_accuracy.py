@@ -27,17 +27,17 @@ import infotheory as it
 from infotheory import scatter, spectral
 
 CASES = ((512, 12, 1.0), (64, 96, 1.0), (64, 96, 0.3), (128, 96, 0.5))  # (d, C, noise)
+DEFAULT = (spectral.NUM_PROBES, spectral.NUM_MATVECS, spectral.NUM_DEFLATE)
 #: (num_probes, num_matvecs, num_deflate); the first is the old default, the baseline.
 SETTINGS = (
     (32, 64, 0),
     (128, 32, 0),
     (128, 16, 64),
     (128, 8, 128),
-    (spectral.NUM_PROBES, spectral.NUM_MATVECS, spectral.NUM_DEFLATE),
+    DEFAULT,
     (128, 32, 128),
     (128, 16, 256),
 )
-DEFLATE_ITERS = 3
 
 estimate = jax.jit(
     scatter.joint_entropy_lanczos, static_argnames=("num_probes", "num_matvecs", "num_deflate")
@@ -52,7 +52,7 @@ def synthetic(key, n, d, c, noise):
 
 
 def matvecs(num_probes, num_matvecs, num_deflate):
-    return (num_probes + num_deflate) * num_matvecs + num_deflate * DEFLATE_ITERS
+    return (num_probes + num_deflate) * num_matvecs + num_deflate * spectral.DEFLATE_ITERS
 
 
 def run_case(d, c, noise, keys, n):
@@ -110,7 +110,7 @@ def table(case) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in case["rows"]:
-        default = (r["num_probes"], r["num_matvecs"], r["num_deflate"]) == SETTINGS[4]
+        default = (r["num_probes"], r["num_matvecs"], r["num_deflate"]) == DEFAULT
         name = f"{r['num_probes']} × {r['num_matvecs']}, k = {r['num_deflate']}"
         lines.append(
             f"| {'**' + name + '** (default)' if default else name} | {r['matvecs']} "

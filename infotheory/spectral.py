@@ -175,6 +175,7 @@ PROBES_AT_ONCE = 4
 NUM_PROBES = 128
 NUM_MATVECS = 16
 NUM_DEFLATE = 128
+DEFLATE_ITERS = 3
 
 
 @sequential_vmap
@@ -204,7 +205,7 @@ def entropy_lanczos(
     num_probes: int = NUM_PROBES,
     num_matvecs: int = NUM_MATVECS,
     num_deflate: int = NUM_DEFLATE,
-    deflate_iters: int = 3,
+    deflate_iters: int = DEFLATE_ITERS,
 ) -> tuple[jax.Array, jax.Array]:
     """Stochastic Lanczos quadrature of `tr(−ρ log ρ)` for a matvec `v ↦ ρv`, deflated.
 
