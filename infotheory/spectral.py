@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import sequential_vmap
 from jax.scipy.linalg import eigh_tridiagonal
-from matfree import decomp, funm
+from matfree import decomp
 
 
 def eigenvalue_floor(dtype: jnp.dtype) -> float:
@@ -160,11 +160,35 @@ def _psd_sqrt_jvp(primals, tangents):
     return (u * root) @ u.T, u @ inner @ u.T
 
 
-def von_neumann_funm(tridiagonal: jax.Array) -> jax.Array:
-    """`f(T) = U diag(−θ log θ) Uᵀ` of a Lanczos tridiagonal `T` (θ clipped at 1e-30)."""
+def gauss_radau_bracket(tridiagonal: jax.Array, beta: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Gauss and Gauss–Radau quadratures of `e₁ᵀ f(ρ) e₁`, `f(λ) = −λ log λ`, from one Lanczos run.
+
+    Gauss is `e₁ᵀ f(T) e₁` for the Lanczos tridiagonal `T` (m × m). Gauss–Radau
+    prescribes a node at 0: `T̃ = [[T, β e_m], [β e_mᵀ, α̃]]`, `α̃ = β² (T⁻¹)_mm`,
+    `β` the norm of the Lanczos residual, and is `e₁ᵀ f(T̃) e₁`. As every
+    even derivative of `f` is negative and every odd one (from the third)
+    positive on (0, ∞), Gauss overestimates and Gauss–Radau underestimates (the
+    remainder formulas of Golub & Meurant, "Matrices, Moments and Quadrature",
+    2010, ch. 6; `f` is singular at 0 itself, so tests check the bracket against
+    exact values), and the two bracket the integral for a spectrum in `[0, 1]`
+    (a density matrix). Where `T̃` has a node above 1 (a Ritz value of `T` at
+    round-off, e.g. rank-deficient `ρ`), the Radau rule is not trusted and
+    Gauss is returned for both.
+
+    Returns:
+      `(gauss, radau)` for a unit start vector.
+    """
+    m = tridiagonal.shape[0]
     theta, u = eigh(tridiagonal)
-    theta = jnp.clip(theta, 1e-30, None)
-    return (u * (-theta * jnp.log(theta))) @ u.T
+    gauss = jnp.sum(u[0] ** 2 * _f(1.0, theta))
+    inverse_mm = jnp.sum(u[-1] ** 2 / jnp.maximum(theta, rank_tolerance(theta)))
+    edge = jnp.zeros((m, 1), tridiagonal.dtype).at[-1].set(beta)
+    corner = jnp.reshape(beta**2 * inverse_mm, (1, 1))
+    extended = jnp.block([[tridiagonal, edge], [edge.T, corner]])
+    nodes, w = eigh(extended)
+    radau = jnp.sum(w[0] ** 2 * _f(1.0, nodes))
+    inside = nodes[-1] <= 1 + rank_tolerance(nodes)
+    return gauss, jnp.where(inside, radau, gauss)
 
 
 #: Lanczos probes run at once in `entropy_lanczos` (memory: `num_matvecs` vectors each).
@@ -207,60 +231,63 @@ def entropy_lanczos(
     num_deflate: int = NUM_DEFLATE,
     deflate_iters: int = DEFLATE_ITERS,
 ) -> tuple[jax.Array, jax.Array]:
-    """Stochastic Lanczos quadrature of `tr(−ρ log ρ)` for a matvec `v ↦ ρv`, deflated.
+    """Stochastic Lanczos quadrature of `tr(−ρ log ρ)`, density matrix `ρ` (`v ↦ ρv`), deflated.
 
     `tr f(ρ) = Σ_i q_iᵀ f(ρ) q_i + E[(Pv)ᵀ f(ρ) (Pv)]`, `P = I − QQᵀ` (Hutch++'s
     split): `Q` holds `num_deflate = k` orthonormal vectors near the top
     eigenvectors (`deflate_iters` rounds of subspace iteration), the mean runs
     over `num_probes` Rademacher probes `v` shaped like `like`, and every
-    `uᵀ f(ρ) u` is a Lanczos quadrature of `num_matvecs` steps (matfree, full
-    reorthogonalization); `matvec(v, *operands)`. The top eigenvalues carry most
-    of `‖f(ρ)‖_F`, hence of the probe variance: the probes see only the rest.
-    The split is unbiased for any `Q`; a better `Q` only lowers the variance.
-    `k = 0` is plain Hutchinson; `k ≥ like.size` the exact entropy (Rayleigh–Ritz
-    on a complete basis).
+    `uᵀ f(ρ) u` is bracketed by the Gauss and Gauss–Radau quadratures of one
+    Lanczos run of `num_matvecs` steps (`gauss_radau_bracket`; matfree, full
+    reorthogonalization) and estimated by their midpoint; `matvec(v, *operands)`.
+    The top eigenvalues carry most of `‖f(ρ)‖_F`, hence of the probe variance:
+    the probes see only the rest. The split is unbiased for any `Q`; a better
+    `Q` only lowers the variance. `k = 0` is plain Hutchinson; `k ≥ like.size`
+    the exact entropy (Rayleigh–Ritz on a complete basis).
 
     Cost: `(k + num_probes)·num_matvecs + k·deflate_iters` matvecs, run
     `PROBES_AT_ONCE` at a time. Memory: `k·like.size` numbers for `Q`, and
     `num_matvecs·like.size` for each vector in flight.
 
     Returns:
-      `(estimate, standard_error)`; the standard error (sample std over probes,
-      ddof 1, / √num_probes) is the probe error. The quadrature bias of
-      `num_matvecs` steps is not in it; `benchmarks/lanczos_accuracy.py`
-      measures the total error against the exact entropy.
+      `(estimate, error)`, `error = √(s² + h²)`: `s` the probes' standard error
+      (sample std of the midpoints, ddof 1, / √num_probes) and `h` the half-width
+      of the summed brackets, a bound on the quadrature's bias.
+      `benchmarks/lanczos_accuracy.py` measures the total error against the
+      exact entropy.
     """
     if num_probes < 2:
         raise ValueError(f"num_probes must be at least 2 for a standard error, got {num_probes}.")
     size = min(num_deflate, like.size)
     deflate_key, probe_key = jax.random.split(key)
+    tridiagonalize = decomp.tridiag_sym(min(num_matvecs, like.size))
 
     def apply(vs):
         return jax.lax.map(lambda v: matvec(v, *operands), vs, batch_size=PROBES_AT_ONCE)
 
-    integrand = funm.monte_carlo_funm_sym(
-        von_neumann_funm, decomp.tridiag_sym(min(num_matvecs, like.size))
-    )
+    def bracket(v):
+        lanczos = tridiagonalize(matvec, v, *operands)
+        beta = jnp.linalg.norm(lanczos.residual)
+        return jnp.stack(gauss_radau_bracket(lanczos.J_small, beta)) / lanczos.init_length_inv**2
 
-    def quadrature(v):
-        return integrand(matvec, v, *operands)
-
-    top, project = 0.0, lambda v: v
+    top, project = jnp.zeros(2, like.dtype), lambda v: v
     if size > 0:
         q = _dominant_subspace(apply, like, deflate_key, size, deflate_iters)
         flat = q.reshape(size, -1)
         if size == like.size:
             rayleigh = flat @ apply(q).reshape(size, -1).T
-            top = jnp.sum(_f(1.0, jnp.clip(eigvalsh((rayleigh + rayleigh.T) / 2), 0, None)))
-            return top, jnp.zeros_like(top)
-        top = jnp.sum(jax.lax.map(quadrature, q, batch_size=PROBES_AT_ONCE))
+            exact = jnp.sum(_f(1.0, jnp.clip(eigvalsh((rayleigh + rayleigh.T) / 2), 0, None)))
+            return exact, jnp.zeros_like(exact)
+        top = jnp.sum(jax.lax.map(bracket, q, batch_size=PROBES_AT_ONCE), axis=0)
 
         def project(v):
             return v - (flat.T @ (flat @ v.reshape(-1))).reshape(v.shape)
 
     values = jax.lax.map(
-        lambda k: quadrature(project(jax.random.rademacher(k, like.shape, like.dtype))),
+        lambda k: bracket(project(jax.random.rademacher(k, like.shape, like.dtype))),
         jax.random.split(probe_key, num_probes),
         batch_size=PROBES_AT_ONCE,
     )
-    return top + values.mean(), values.std(ddof=1) / jnp.sqrt(num_probes)
+    gauss, radau = top + values.mean(axis=0)
+    sem = values.mean(axis=1).std(ddof=1) / jnp.sqrt(num_probes)
+    return (gauss + radau) / 2, jnp.sqrt(sem**2 + ((gauss - radau) / 2) ** 2)

@@ -4,7 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax.sharding import NamedSharding, PartitionSpec
+from matfree import decomp
 
 import infotheory as it
 from infotheory import features_dual, scatter, spectral
@@ -261,3 +264,34 @@ def test_deflation_stays_unbiased_for_a_poor_subspace():
     )
     assert -np.sum(ritz * np.log(ritz)) - top > 6 * float(sem) > 0
     assert abs(float(est) - exact) <= 4 * float(sem), (float(est), exact, float(sem))
+
+
+def _bracket_case(seed, rank, steps):
+    """`(radau, float64 vᵀ f(ρ) v, gauss)` for a random ρ (40 × 40, given rank), unit v."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(40, rank)) * rng.uniform(0.1, 3, size=rank) ** 3
+    rho = a @ a.T / np.sum(a * a)
+    lam, u = np.linalg.eigh(rho)
+    lam = np.clip(lam, 1e-300, None)
+    v = rng.normal(size=40)
+    v /= np.linalg.norm(v)
+    exact = np.sum((u.T @ v) ** 2 * -lam * np.log(lam))
+    rho32 = jnp.asarray(rho, jnp.float32)
+    lanczos = decomp.tridiag_sym(steps)(lambda x: rho32 @ x, jnp.asarray(v, jnp.float32))
+    gauss, radau = spectral.gauss_radau_bracket(lanczos.J_small, jnp.linalg.norm(lanczos.residual))
+    return float(radau), exact, float(gauss)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(0, 2**16), st.integers(1, 40), st.integers(2, 12))
+def test_gauss_and_radau_bracket_each_quadrature(seed, rank, steps):
+    # Any rank (null spaces included), one float32 Lanczos run, the float64 value.
+    radau, exact, gauss = _bracket_case(seed, rank, steps)
+    assert radau - 1e-5 <= exact <= gauss + 1e-5, (radau, exact, gauss)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bracket_midpoint_removes_most_of_the_gauss_bias(seed):
+    radau, exact, gauss = _bracket_case(seed, rank=40, steps=3)
+    assert radau < exact - 5e-4 and gauss > exact + 1e-3, (radau, exact, gauss)
+    assert abs((gauss + radau) / 2 - exact) < (gauss - exact) / 2
