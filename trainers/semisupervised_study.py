@@ -123,16 +123,21 @@ def paired_table(pairs: list[dict]) -> str:
 
 
 def plot_dynamics(cells, path: pathlib.Path) -> None:
-    """Unlabeled-feature MIR, HDR and the mask rate vs step, one line per (cell, variant)."""
+    """Unlabeled-feature MIR, HDR and the mask rate vs step: a row per cell, a colour per
+    variant (the same in every row)."""
     panels = (
         ("eval_unlabeled/mir", "MIR, unlabeled features"),
         ("eval_unlabeled/hdr", "HDR, unlabeled features"),
         ("train/mask_rate", "mask rate"),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8))
-    for ax, (key, label) in zip(axes, panels, strict=True):
-        for cell, variants in cells.items():
-            for variant, runs in variants.items():
+    variants = sorted({v for runs in cells.values() for v in runs})
+    colours = {variant: f"C{i % 10}" for i, variant in enumerate(variants)}
+    fig, axes = plt.subplots(
+        len(cells), len(panels), figsize=(5 * len(panels), 3.4 * len(cells)), squeeze=False
+    )
+    for row, (cell, runs_of) in zip(axes, cells.items(), strict=True):
+        for ax, (key, label) in zip(row, panels, strict=True):
+            for variant, runs in runs_of.items():
                 curves = [
                     [(r["step"], r[key]) for r in records if key in r] for records in runs.values()
                 ]
@@ -141,13 +146,12 @@ def plot_dynamics(cells, path: pathlib.Path) -> None:
                     continue
                 values = np.array([[v for _, v in c[:length]] for c in curves])
                 steps = [s for s, _ in curves[0][:length]]
-                (line,) = ax.plot(steps, values.mean(0), label=f"{cell} {variant}")
-                ax.fill_between(
-                    steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.15
-                )
-        ax.set(xlabel="step", ylabel=label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+                colour = colours[variant]
+                ax.plot(steps, values.mean(0), color=colour, label=variant)
+                ax.fill_between(steps, values.min(0), values.max(0), color=colour, alpha=0.15)
+            ax.set(xlabel="step", ylabel=label, title=cell)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=7)
     plots.finish(fig, path, "semi-supervised dynamics (mean over seeds, band: min–max)")
 
 
