@@ -91,7 +91,7 @@ def joint_entropy_lanczos(
     """`H(G(Z) ⊙ G(W_Y))` by `spectral.entropy_lanczos` on `sample_matvec` when
     `n < d·r`, else on `joint_matvec` (module docstring).
 
-    Returns `(estimate, standard_error)` (probe error only, as in `scatter`).
+    Returns `(estimate, error)` as `spectral.entropy_lanczos`.
     """
     norms = jnp.sum(factor**2, axis=1)[kept.labels] * jnp.sum(kept.features**2, axis=1)
     trace = jnp.sum(norms)

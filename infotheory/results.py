@@ -20,9 +20,10 @@ class Interplay(NamedTuple):
       mi: `h_features + h_heads − h_joint`.
       mir: `mi / min(h_features, h_heads)` ∈ [0, 1].
       hdr: `|h_features − h_heads| / max(h_features, h_heads)` ∈ [0, 1].
-      mi_stderr: standard error of `h_joint`, hence of `mi`, when it is a
-        stochastic (Lanczos) estimate; 0 when exact. MIR's is
-        `mi_stderr / min(h_features, h_heads)`.
+      mi_stderr: stated error of `h_joint`, hence of `mi`, when it is a
+        Lanczos estimate: `√(s² + h²)`, `s` the probes' standard error and `h`
+        a bound on the quadrature's bias (`spectral.entropy_lanczos`); 0 when
+        exact. MIR's is `mi_stderr / min(h_features, h_heads)`.
     """
 
     h_features: jax.Array

@@ -183,7 +183,7 @@ def joint_entropy_lanczos(
     costs `O(C d² + d C²)` and never forms the `(dC, dC)` matrix.
 
     Returns:
-      `(estimate, standard_error)`, the probe error (`spectral.entropy_lanczos`).
+      `(estimate, error)` as `spectral.entropy_lanczos`.
     """
     root, trace = _joint_factor(stats, g_head)
     num_classes, dim, _ = stats.scatter.shape
@@ -242,7 +242,8 @@ def measure(
         width on purpose (only `G(W)` enters).
 
     Returns:
-      `Interplay`; `mi_stderr` is the Lanczos probe standard error (0 when exact).
+      `Interplay`; `mi_stderr` is the Lanczos estimate's stated error
+      (`spectral.entropy_lanczos`; 0 when exact).
       NaN when the statistics hold non-finite values (bad features or labels
       accumulated under `jit`).
     """

@@ -7,7 +7,8 @@ holds by construction. Per evaluation, over the whole eval split:
 * `loss`, `accuracy` (masked sums of the padded batches);
 * `h_features, h_heads, mi, mir, hdr`: the exact whole-split interplay of the
   features with the head (`infotheory.scatter`), and `mi_stderr`, the
-  standard error of a `method="lanczos"` estimate (0 when exact);
+  stated error of a `method="lanczos"` estimate (probes and quadrature; 0 when
+  exact);
 * `batch_mir, batch_hdr`: the papers' stand-in, `interplay` of each batch
   averaged with weights = samples per batch (batches of fewer than 2 samples,
   e.g. a padded last batch, have no interplay and are left out);
