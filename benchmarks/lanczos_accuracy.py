@@ -34,10 +34,10 @@ SETTINGS = (
     (32, 64, 0),
     (128, 32, 0),
     (128, 16, 64),
-    (128, 8, 128),
+    (128, 16, 128),
+    (256, 12, 128),
     DEFAULT,
-    (128, 32, 128),
-    (128, 16, 256),
+    (256, 32, 128),
 )
 
 estimate = jax.jit(
@@ -53,7 +53,7 @@ def synthetic(key, n, d, c, noise):
 
 
 def matvecs(num_probes, num_matvecs, num_deflate):
-    return (num_probes + num_deflate) * num_matvecs + num_deflate * spectral.DEFLATE_ITERS
+    return num_probes * num_matvecs + num_deflate * (spectral.DEFLATE_ITERS + spectral.TOP_MATVECS)
 
 
 def run_case(d, c, noise, keys, n):
