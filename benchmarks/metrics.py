@@ -11,13 +11,15 @@
    the default estimate against the old one (32 probes × 64 steps, no
    deflation) in time (`--lanczos` prints only this). With `--quick` (n =
    5 000 < dC: the dual has a null space) also against the exact value, the
-   5 000 × 5 000 joint Gram of all features at once (`interplay`).
+   5 000 × 5 000 joint Gram of all features at once (`interplay`); at full size
+   with `--exact`, the exact 51 200² dual (10 GiB: an accelerator's job).
 4. The NaN-propagating checks of `interplay` against the same computation
    without them (printed first; `--checks` prints only this).
 5. The class-scatter accumulation, one batch of n = 1000, d = 512 added in place
-   to the sums: the one-hot contraction (`n·C·d²` flops) against
-   `scatter.add_class_sums` (class-sorted windows, `(n + C·K)·d²`) at C = 10
-   and C = 100 (`--accumulate` prints only this).
+   to the sums: the one-hot contraction (`n·C·d²` flops) against the
+   class-sorted windows (`(n + C·K)·d²`) at C = 10 and C = 100, and which of
+   the two `scatter.add_class_sums` runs on this backend (`--accumulate`
+   prints only this).
 6. `--large-c` (alone, for its peak RSS): n = 20 000, d = 512, C = 1 000 with
    Lanczos, where `dataset_interplay` keeps the features (`n·d` numbers)
    instead of the class scatter (`C·d²`: 1 GiB) and applies the joint Gram
@@ -28,6 +30,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import resource
 import time
@@ -206,7 +209,7 @@ def bench_dataset(n: int) -> None:
 EXACT_GRAM = 8192
 
 
-def bench_lanczos(n: int) -> None:
+def bench_lanczos(n: int, exact: bool = False) -> None:
     d, c, bs = 512, 100, 1000
     _, _, means = synthetic(jax.random.key(4), 2, d, c)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
@@ -255,18 +258,22 @@ def bench_lanczos(n: int) -> None:
             f"MIR ± {float(e) / h_min:.4f}"
         )
     print(f"  MIR = {float(r.mir):.4f} (default estimate)   HDR = {float(r.hdr):.4f} (exact)")
+    if n > EXACT_GRAM and not exact:
+        print(f"  exact would need eigh of {n}² or {d * c}² (`--exact`): not run")
+        return
+    start = time.perf_counter()
     if n <= EXACT_GRAM:
-        exact = it.interplay(*stacked(data), means)
-        print(
-            f"  exact    H_joint = {float(exact.h_joint):.4f} (n × n joint Gram), MIR = "
-            f"{float(exact.mir):.4f}; errors in MIR: "
-            + ", ".join(
-                f"{name} {(float(h) - float(exact.h_joint)) / h_min:+.4f}"
-                for name, (h, _) in results.items()
-            )
-        )
+        ref, what = it.interplay(*stacked(data), means), "n × n joint Gram"
     else:
-        print(f"  exact would need eigh of {n}² or {d * c}²: not run")
+        ref, what = scatter.measure(stats, means, method="exact"), f"{d * c}² dual"
+    print(
+        f"  exact    H_joint = {float(ref.h_joint):.4f} ({what}, {time.perf_counter() - start:.0f}"
+        f" s), MIR = {float(ref.mir):.4f}; errors in MIR: "
+        + ", ".join(
+            f"{name} {(float(h) - float(ref.h_joint)) / h_min:+.4f}"
+            for name, (h, _) in results.items()
+        )
+    )
 
 
 def onehot_update(sums, z, labels):
@@ -283,7 +290,9 @@ def bench_accumulate() -> None:
         z = it.normalize(features)
         fns = {
             "one-hot": jax.jit(onehot_update, donate_argnums=0),
-            "sorted": jax.jit(scatter.add_class_sums, donate_argnums=0),
+            "sorted": jax.jit(
+                functools.partial(scatter._add_sorted, window=scatter.WINDOW), donate_argnums=0
+            ),
         }
         sums = {name: jnp.zeros((c, d, d)) for name in fns}
         times = {name: [] for name in fns}
@@ -299,6 +308,10 @@ def bench_accumulate() -> None:
             f"{t['sorted'] * 1e3:7.1f} ms   ratio {t['one-hot'] / t['sorted']:5.1f}x   "
             f"max |Δ| per batch {err:.1e}   (targets: ≥ 10x at C=100, ≥ 1x at C=10)"
         )
+    print(
+        f"  `scatter.update` runs the class-sorted form on CPU, the one-hot one elsewhere "
+        f"(here: {jax.default_backend()})"
+    )
 
 
 def bench_large_c(exact: bool, n: int = 20000, d: int = 512, c: int = 1000) -> None:
@@ -340,12 +353,14 @@ def main() -> None:
     parser.add_argument("--lanczos", action="store_true", help="only [3], Lanczos at dC = 51 200")
     parser.add_argument("--large-c", action="store_true", help="only [6], C = 1000 (its own RSS)")
     parser.add_argument(
-        "--exact", action="store_true", help="[6] also eigendecomposes the 20 000² joint Gram"
+        "--exact",
+        action="store_true",
+        help="with --lanczos / --large-c: also the exact value (51 200² dual / 20 000² joint Gram)",
     )
     args = parser.parse_args()
     print(f"devices: {jax.devices()}")
     if args.lanczos:
-        bench_lanczos(5000 if args.quick else 50000)
+        bench_lanczos(5000 if args.quick else 50000, args.exact)
         return
     if args.large_c:
         bench_large_c(args.exact)

@@ -8,13 +8,16 @@ functions here differentiate as spectral functions instead,
 
 which needs no gaps (Lewis, "Derivatives of spectral functions", 1996).
 
-Under `vmap` every eigendecomposition here runs as a loop over the batch
-(`jax.custom_batching.sequential_vmap`), so LAPACK never receives a batch. On
-CPU, jaxlib splits a batched LAPACK call into tasks on the intra-op thread pool
-and blocks a pool thread until they finish; two such calls running at once on a
-2-core machine hold both pool threads and wait forever (seen vmapping analysis
-over checkpoints, and reported by others for vmap graphs). A loop costs nothing
-measurable for the small matrices of these metrics.
+On CPU, under `vmap` every eigendecomposition (and QR) here runs as a loop over
+the batch (`jax.custom_batching.sequential_vmap`), so LAPACK never receives a
+batch: jaxlib splits a batched LAPACK call into tasks on the intra-op thread
+pool and blocks a pool thread until they finish; two such calls running at once
+on a 2-core machine hold both pool threads and wait forever (seen vmapping
+analysis over checkpoints, and reported by others for vmap graphs). A loop costs
+nothing measurable there for the small matrices of these metrics. On other
+backends (`jax.lax.platform_dependent`) the batch goes to the batched solver: a
+loop launches one small kernel after another, which made the Lanczos estimate's
+brackets the larger part of its time on an H100.
 """
 
 from __future__ import annotations
@@ -83,10 +86,18 @@ def _eigvalsh_tridiagonal(m: jax.Array) -> jax.Array:
     return eigh_tridiagonal(diag, off_diag, eigvals_only=True)
 
 
-@sequential_vmap
+def _looped_on_cpu(fn, cpu=None):
+    """`fn` (or `cpu` on CPU): a loop under `vmap` on CPU (module docstring), batched elsewhere."""
+    looped = sequential_vmap(cpu or fn)
+    return lambda m: jax.lax.platform_dependent(m, cpu=looped, default=fn)
+
+
+_eigh = _looped_on_cpu(lambda m: jnp.linalg.eigh(m))
+
+
 def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`jnp.linalg.eigh` (eigenvalues ascending, eigenvectors as columns), a loop under vmap."""
-    return jnp.linalg.eigh(m)
+    """`jnp.linalg.eigh` (ascending eigenvalues, eigenvectors as columns), looped on CPU."""
+    return _eigh(m)
 
 
 def psd_pinv(m: jax.Array) -> jax.Array:
@@ -96,17 +107,20 @@ def psd_pinv(m: jax.Array) -> jax.Array:
     return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
 
 
-@sequential_vmap
+_eigvalsh = _looped_on_cpu(lambda m: jnp.linalg.eigvalsh(m), cpu=_eigvalsh_tridiagonal)
+
+
 def eigvalsh(m: jax.Array) -> jax.Array:
     """Eigenvalues of symmetric `m`.
 
     On CPU by Householder tridiagonalization and bisection, which skips the
     eigenvectors that `jnp.linalg.eigvalsh` forms anyway (2.6× faster at
-    1024 × 1024 on 2 cores); on other backends `jnp.linalg.eigvalsh`.
+    1024 × 1024 on 2 cores), a loop under vmap; on other backends
+    `jnp.linalg.eigvalsh`.
     """
     if m.shape[-1] < 2:
         return jnp.linalg.eigvalsh(m)
-    return jax.lax.platform_dependent(m, cpu=_eigvalsh_tridiagonal, default=jnp.linalg.eigvalsh)
+    return _eigvalsh(m)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -206,10 +220,7 @@ DEFLATE_ITERS = 3
 TOP_MATVECS = 4
 
 
-@sequential_vmap
-def _orthonormal_columns(m: jax.Array) -> jax.Array:
-    """`Q` of `jnp.linalg.qr(m)`, a loop under vmap (as `eigh`)."""
-    return jnp.linalg.qr(m)[0]
+_orthonormal_columns = _looped_on_cpu(lambda m: jnp.linalg.qr(m)[0])  # Q of QR, as `eigh`
 
 
 def _dominant_subspace(apply, like: jax.Array, key: jax.Array, size: int, iters: int):

@@ -113,6 +113,26 @@ def test_vmapped_metrics_never_batch_lapack():
     assert not _batched_lapack_calls(jax.vmap(nc.measure_collapse), moments, ws)
 
 
+def test_loops_only_on_cpu():
+    """Off CPU a loop of small kernels is slow (on an H100, batching took the vmapped
+    analysis from 0.57 to 0.14 s and the default Lanczos estimate from 0.36 to 0.12 s):
+    eigendecompositions under vmap and the class-scatter accumulation loop on CPU only.
+    Lowered for CUDA here, without a GPU (`jax.export`)."""
+    z, y, w = _data(n=40, d=3, c=4)
+    zs, ws = jnp.stack([z, z + 1]).astype(jnp.float32), jnp.stack([w, w - 1]).astype(jnp.float32)
+    sums, z100, y100 = jnp.zeros((100, 8, 8)), jnp.ones((1000, 8)), jnp.arange(1000) % 100
+    for fn, args in (
+        (jax.vmap(it.interplay, in_axes=(0, None, 0)), (zs, y, ws)),
+        (jax.vmap(jax.grad(lambda f, h: it.interplay(f, y, h).mi)), (zs, ws)),
+        (scatter.add_class_sums, (sums, z100, y100)),
+    ):
+        loops = {
+            p: jax.export.export(jax.jit(fn), platforms=[p])(*args).mlir_module().count("while")
+            for p in ("cpu", "cuda")
+        }
+        assert loops["cpu"] > 0 and loops["cuda"] == 0, loops
+
+
 RENYI_ALPHAS = (0.5, 0.9, 1.01, 2.0)
 
 
