@@ -12,7 +12,8 @@
    deflation) in time (`--lanczos` prints only this). With `--quick` (n =
    5 000 < dC: the dual has a null space) also against the exact value, the
    5 000 × 5 000 joint Gram of all features at once (`interplay`); at full size
-   with `--exact`, the exact 51 200² dual (10 GiB: an accelerator's job).
+   with `--exact`, the exact 51 200² dual (10 GiB; on an 80 GB H100 the
+   eigensolver's 29 GiB workspace beside it ran out of memory).
 4. The NaN-propagating checks of `interplay` against the same computation
    without them (printed first; `--checks` prints only this).
 5. The class-scatter accumulation, one batch of n = 1000, d = 512 added in place
