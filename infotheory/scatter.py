@@ -102,10 +102,10 @@ def add_class_sums(
     adds one `(K, d)ᵀ(K, d)` product to its class in place, `O((n + C·K)·d²)`
     flops against the one-hot contraction's `n·C·d²`. The contraction is kept
     where it is not dearer (`n·C ≤ 2·(n + C·K)`) and on other backends, where
-    one large product beats a loop of small ones (on an H100: 0.4 ms against
-    6.6 ms at C = 10, 1.0 against 27.9 ms at C = 100, `benchmarks/metrics.py`
-    [5]). On a batch sharded along its samples, each device sums its own rows
-    (`shard_map`) and the sums are all-reduced.
+    one large product beats a loop of small ones (the loop was 16–28× slower on
+    an H100 at C = 10 and 100, `benchmarks/metrics.py` [5]). On a batch sharded
+    along its samples, each device sums its own rows (`shard_map`) and the sums
+    are all-reduced.
     """
     num_classes, n = sums.shape[0], z.shape[0]
     if n * num_classes <= 2 * (n + num_classes * window):
