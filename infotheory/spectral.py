@@ -88,11 +88,12 @@ def _eigvalsh_tridiagonal(m: jax.Array) -> jax.Array:
 
 def _looped_on_cpu(fn, cpu=None):
     """`fn` (or `cpu` on CPU): a loop under `vmap` on CPU (module docstring), batched elsewhere."""
-    looped = sequential_vmap(cpu or fn)
-    return lambda m: jax.lax.platform_dependent(m, cpu=looped, default=fn)
+    batched = lambda m: fn(m)  # noqa: E731  (jnp.linalg's jitted functions fail as branches)
+    looped = sequential_vmap(cpu or batched)
+    return lambda m: jax.lax.platform_dependent(m, cpu=looped, default=batched)
 
 
-_eigh = _looped_on_cpu(lambda m: jnp.linalg.eigh(m))
+_eigh = _looped_on_cpu(jnp.linalg.eigh)
 
 
 def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -107,7 +108,7 @@ def psd_pinv(m: jax.Array) -> jax.Array:
     return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
 
 
-_eigvalsh = _looped_on_cpu(lambda m: jnp.linalg.eigvalsh(m), cpu=_eigvalsh_tridiagonal)
+_eigvalsh = _looped_on_cpu(jnp.linalg.eigvalsh, cpu=_eigvalsh_tridiagonal)
 
 
 def eigvalsh(m: jax.Array) -> jax.Array:
