@@ -92,10 +92,14 @@ def test_cli_errors_are_one_line_and_help_lists_the_presets(tmp_path):
     )
     assert done.returncode != 0 and "unknown preset flag(s) ['runloacl']" in done.stderr
     (tmp_path / "file").write_text("")
-    done = _cli("trainers.supervised", "--workdir", str(tmp_path / "file"))
+    data_dir = tmp_path / "data"  # refused before the dataset is built there
+    done = _cli(
+        "trainers.supervised", "--workdir", str(tmp_path / "file"), f"--config.data_dir={data_dir}"
+    )
     assert (
         done.stderr.strip() == f"error: --workdir {tmp_path / 'file'} is a file, not a directory."
     )
+    assert not data_dir.exists()
     for module, presets in (
         ("trainers.supervised", ("digits", "cifar10_wrn28_2", "cifar100_wrn28_8")),
         ("trainers.grokking", ("default", "small")),

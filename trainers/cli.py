@@ -18,7 +18,7 @@ from collections.abc import Callable
 from absl import app, flags
 from ml_collections import config_flags
 
-from trainers import configs, distributed
+from trainers import configs, distributed, loop
 
 flags.DEFINE_bool(
     "distributed",
@@ -84,6 +84,8 @@ def run(main: Callable[[list[str]], None]) -> None:
 
     def guarded(argv):
         try:
+            if "workdir" in flags.FLAGS:  # before any data is built or downloaded
+                loop.check_workdir(flags.FLAGS.workdir)
             distributed.initialize(flags.FLAGS.distributed)
             main(argv)
         except ValueError as e:

@@ -85,6 +85,14 @@ def next_stop(step: int, cadences: Iterable[int | None], last: int) -> int:
     return min([last, *candidates])
 
 
+def check_workdir(workdir: str | pathlib.Path) -> pathlib.Path:
+    """`workdir` as a path, if it is not a file (else `ValueError`)."""
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir {workdir} is a file, not a directory.")
+    return workdir
+
+
 def prepare_workdir(
     config: ml_collections.ConfigDict, workdir: str | pathlib.Path, resumable: Iterable[str]
 ) -> pathlib.Path:
@@ -94,9 +102,7 @@ def prepare_workdir(
       ValueError: the workdir is a file or cannot be created, or it holds a run
         whose config differs in a field outside `resumable`.
     """
-    workdir = pathlib.Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise ValueError(f"--workdir {workdir} is a file, not a directory.")
+    workdir = check_workdir(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
