@@ -269,13 +269,15 @@ def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
         assert (tmp_path / "full" / seed / "summary.json").exists()
     seeds = [_evals(tmp_path / "full" / s)[0]["eval_train/mir"] for s in ("seed_0", "seed_1")]
     assert seeds[0] != seeds[1]  # different initializations
-    # Member 0 of the vmapped run starts where a single run of seed 0 starts.
+    # Member 0 of the vmapped run starts where a single run of seed 0 starts: the same MIR up to
+    # float32 round-off of the batched products, absolute (MIR is a difference of entropies of
+    # a few nats, however small it is; 3.7e-6 at MIR 0.148 on an AMD EPYC).
     single = grokking.train_and_evaluate(
         _small(data_dir, num_steps=50, representations="features"), tmp_path / "single"
     )
     assert single["last_step"] == 50
     np.testing.assert_allclose(
-        _evals(tmp_path / "single")[0]["eval_train/mir"], seeds[0], rtol=1e-5
+        _evals(tmp_path / "single")[0]["eval_train/mir"], seeds[0], rtol=0, atol=1e-5
     )
 
 
