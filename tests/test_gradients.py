@@ -63,6 +63,11 @@ def test_gradients_match_finite_differences_at_generic_points():
         )
         check_grads(lambda f: it.entropy(f, alpha=2), (features,), order=1, atol=1e-5, rtol=1e-5)
         check_grads(lambda f: it.entropy(f, alpha=0.7), (features,), order=1, atol=1e-5, rtol=1e-5)
+        # From a kernel: its checks (an eigendecomposition on CPU without a derivative) pass no
+        # gradient.
+        heads = it.gram(head[labels])
+        for fn in (it.matrix_entropy, lambda k: it.mutual_information(k, heads)):
+            check_grads(lambda f, fn=fn: fn(it.gram(f)), (features,), order=1, atol=1e-5, rtol=1e-5)
         # Class-scatter dual path (n > d·C), through psd_sqrt of the head Gram.
         big = jax.random.normal(key1, (40, 3), jnp.float64)
         big_labels = jnp.arange(40) % 3
