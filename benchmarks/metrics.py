@@ -13,7 +13,7 @@
    5 000 < dC: the dual has a null space) also against the exact value, the
    5 000 × 5 000 joint Gram of all features at once (`interplay`); at full size
    with `--exact`, the exact 51 200² dual (10 GiB; on an 80 GB H100 the
-   eigensolver's 29 GiB workspace beside it ran out of memory).
+   eigensolver's 29 GiB workspace beside it ran out of memory; an H200 did it).
 4. The NaN-propagating checks of `interplay` against the same computation
    without them (printed first; `--checks` prints only this).
 5. The class-scatter accumulation, one batch of n = 1000, d = 512 added in place
@@ -26,6 +26,10 @@
    instead of the class scatter (`C·d²`: 1 GiB) and applies the joint Gram
    matrix-free (in sample space: n < d·d'); with `--exact` also the exact
    value from the 20 000 × 20 000 joint Gram (after the RSS reading).
+7. `--precision` (alone): `interplay` with its matrix products at JAX's default
+   precision (`precision.MATMUL_PRECISION = None`) and at "highest" (the
+   library's setting), each against a float64 NumPy reference, and their times.
+   On CPU both are full float32; GPUs default to TF32, TPUs to bf16 passes.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import infotheory as it
-from infotheory import scatter, spectral
+from infotheory import precision, scatter, spectral
 
 interplay_module = importlib.import_module("infotheory.interplay")  # the package rebinds the name
 
@@ -350,6 +354,45 @@ def bench_large_c(exact: bool, n: int = 20000, d: int = 512, c: int = 1000) -> N
         print_exact(ref, "n × n joint Gram", seconds, {"default": r.h_joint}, h_min)
 
 
+def float64_interplay(features, labels, head) -> tuple[float, float]:
+    """(MIR, HDR) from three float64 NumPy n × n eigendecompositions (the papers' form)."""
+
+    def unit_gram(x):
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        return x @ x.T
+
+    def h(k):
+        lam = np.linalg.eigvalsh(k / len(k))
+        lam = lam[lam > 0]
+        return -np.sum(lam * np.log(lam))
+
+    k1 = unit_gram(np.asarray(features, np.float64))
+    k2 = unit_gram(np.asarray(head, np.float64)[np.asarray(labels)])
+    h1, h2, hj = h(k1), h(k2), h(k1 * k2)
+    return (h1 + h2 - hj) / min(h1, h2), abs(h1 - h2) / max(h1, h2)
+
+
+def bench_precision() -> None:
+    print(
+        "\n[7] float32 matmul precision: `interplay` against float64 NumPy (median of 15) with"
+        " `precision.MATMUL_PRECISION` None (JAX's default) and 'highest' (the library's)"
+    )
+    for n, d, c in ((1024, 512, 100), (4096, 256, 10)):
+        features, labels, head = synthetic(jax.random.key(1), n, d, c)
+        mir, hdr = float64_interplay(features, labels, head)
+        times = {}
+        for setting in (None, "highest"):
+            precision.MATMUL_PRECISION = setting
+            measured = jax.jit(lambda *args: it.interplay(*args))  # traced anew per setting
+            r = measured(features, labels, head)
+            times[setting] = timeit(measured, features, labels, head, repeats=15)
+            print(
+                f"  n={n} d={d} C={c} {str(setting):8s} {times[setting] * 1e3:8.2f} ms   "
+                f"ΔMIR {float(r.mir) - mir:+.1e}   ΔHDR {float(r.hdr) - hdr:+.1e}"
+            )
+        print(f"  highest / default time {times['highest'] / times[None]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller n for a smoke run")
@@ -357,6 +400,7 @@ def main() -> None:
     parser.add_argument("--accumulate", action="store_true", help="only [5], the accumulation")
     parser.add_argument("--lanczos", action="store_true", help="only [3], Lanczos at dC = 51 200")
     parser.add_argument("--large-c", action="store_true", help="only [6], C = 1000 (its own RSS)")
+    parser.add_argument("--precision", action="store_true", help="only [7], matmul precision")
     parser.add_argument(
         "--exact",
         action="store_true",
@@ -372,6 +416,9 @@ def main() -> None:
         return
     if args.accumulate:
         bench_accumulate()
+        return
+    if args.precision:
+        bench_precision()
         return
     bench_checks()
     if args.checks:

@@ -28,6 +28,7 @@ from jax.typing import ArrayLike
 
 from infotheory import checks, scatter
 from infotheory.gram import as_float, normalize
+from infotheory.precision import full_precision
 
 METRICS = ("cosine", "euclidean")
 
@@ -54,6 +55,7 @@ def silhouette_from_sums(sums: jax.Array, labels: jax.Array, counts: jax.Array) 
     return jnp.where((size > 1) & (jnp.maximum(a, b) > 0), s, 0)
 
 
+@full_precision
 def unit_sums(
     features: jax.Array, labels: jax.Array, num_classes: int, mask: jax.Array | None = None
 ) -> jax.Array:
@@ -64,6 +66,7 @@ def unit_sums(
     return (onehot if mask is None else onehot * mask[:, None]).T @ zn
 
 
+@full_precision
 def cosine_sums(
     features: jax.Array, labels: jax.Array, unit_sums: jax.Array, counts: jax.Array
 ) -> jax.Array:
@@ -106,6 +109,7 @@ def _silhouette(features, labels, *, num_classes, metric, block_size):
     return checks.poison(score, _valid(counts, labels, num_classes))
 
 
+@full_precision
 def silhouette_score(
     features: ArrayLike,
     labels: ArrayLike,
@@ -141,6 +145,7 @@ def silhouette_score(
     )
 
 
+@full_precision
 def davies_bouldin_from(means: jax.Array, counts: jax.Array, spreads: jax.Array) -> jax.Array:
     """Davies–Bouldin from class `means (C, d)`, `counts (C,)` and `spreads (C,)`,
     `spreads[k] = Σ_{yᵢ=k} ‖zᵢ − μ_k‖` (streamable: a second pass given the means)."""
@@ -167,6 +172,7 @@ def _davies_bouldin(features, labels, *, num_classes):
     return checks.poison(score, _valid(counts, labels, num_classes))
 
 
+@full_precision
 def davies_bouldin_index(features: ArrayLike, labels: ArrayLike, *, num_classes: int) -> jax.Array:
     """Davies–Bouldin index of the classes in `features` (scikit-learn's `davies_bouldin_score`).
 
@@ -181,6 +187,7 @@ def davies_bouldin_index(features: ArrayLike, labels: ArrayLike, *, num_classes:
     return _davies_bouldin(features, labels, num_classes=num_classes)
 
 
+@full_precision
 def class_entropies(features: ArrayLike, labels: ArrayLike, *, num_classes: int) -> jax.Array:
     """`H(G(Z_c))` for each class `(C,)`, NaN for a class without samples.
 

@@ -34,6 +34,7 @@ from jax.typing import ArrayLike
 
 from infotheory import checks
 from infotheory.gram import as_float
+from infotheory.precision import full_precision
 from infotheory.spectral import psd_pinv
 
 
@@ -85,6 +86,7 @@ def _pool(a: ClassMoments, counts, anchors, sums, within) -> ClassMoments:
     return ClassMoments(n, anchors, a.sums + sums, within)
 
 
+@full_precision
 def update_moments(
     m: ClassMoments, features: ArrayLike, labels: ArrayLike, mask: ArrayLike | None = None
 ) -> ClassMoments:
@@ -113,6 +115,7 @@ def update_moments(
     return _pool(m, counts, anchors, sums, centred.T @ centred)
 
 
+@full_precision
 def merge_moments(a: ClassMoments, b: ClassMoments) -> ClassMoments:
     """Moments of the union of two disjoint sets of samples (e.g. two hosts' shards)."""
     anchors = jnp.where((a.counts > 0)[:, None], a.anchors, b.anchors)
@@ -134,6 +137,7 @@ def _centred(m: ClassMoments) -> tuple[jax.Array, jax.Array, jax.Array]:
     return present, centre, means - centre
 
 
+@full_precision
 def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
     """NC1–NC3 (every named variant) from accumulated moments and the `(C, d)` head."""
     present, _, centred = _centred(m)
@@ -162,6 +166,7 @@ def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
     )
 
 
+@full_precision
 def nearest_mean_agreement(features: ArrayLike, logits: ArrayLike, m: ClassMoments) -> jax.Array:
     """Per-sample 1.0 where `argmax logits` is the nearest class mean (NC4), `(n,)`.
 

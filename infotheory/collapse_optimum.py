@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from infotheory.precision import full_precision
 from infotheory.results import Interplay
 from infotheory.scatter import head_entropy
 
@@ -35,6 +36,7 @@ def etf_gram(num_classes: int) -> jax.Array:
     return (c * jnp.eye(c) - jnp.ones((c, c))) / (c - 1)
 
 
+@full_precision
 def simplex_etf(num_classes: int, dim: int, key: jax.Array) -> jax.Array:
     """`(C, dim)` unit rows of a randomly rotated simplex ETF: `⟨wᵢ, wⱼ⟩ = −1/(C−1)`.
 

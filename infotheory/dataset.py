@@ -17,11 +17,13 @@ from tqdm.auto import tqdm
 
 from infotheory import checks, features_dual, scatter, spectral
 from infotheory.gram import as_float
+from infotheory.precision import full_precision
 from infotheory.results import Interplay
 
 _update = jax.jit(scatter.update, donate_argnums=0)
 
 
+@full_precision
 def dataset_interplay(
     batches: Iterable[tuple[ArrayLike, ArrayLike]],
     head: ArrayLike,

@@ -19,6 +19,7 @@ from jax.typing import ArrayLike
 
 from infotheory import checks
 from infotheory.gram import as_float, normalize
+from infotheory.precision import full_precision
 from infotheory.spectral import trace_function
 
 
@@ -44,6 +45,7 @@ def density_entropy(rho: jax.Array, alpha: float = 1.0) -> jax.Array:
     return checks.poison(h, finite)
 
 
+@full_precision
 def matrix_entropy(k: ArrayLike, alpha: float = 1.0) -> jax.Array:
     """Matrix entropy `H(K) = -Σ λᵢ log λᵢ`, λ the eigenvalues of `K / tr K`.
 
@@ -78,6 +80,7 @@ def row_density(x: jax.Array) -> jax.Array:
     return density(x.T @ x if d < n else x @ x.T)
 
 
+@full_precision
 def entropy(x: ArrayLike, alpha: float = 1.0) -> jax.Array:
     """Entropy of the cosine Gram of rows, `H(G(X))`, from features `(n, d)`.
 
@@ -92,6 +95,7 @@ def entropy(x: ArrayLike, alpha: float = 1.0) -> jax.Array:
     return density_entropy(row_density(normalize(x)), alpha)
 
 
+@full_precision
 def mutual_information(k1: ArrayLike, k2: ArrayLike) -> jax.Array:
     """Matrix mutual information `MI(K₁, K₂) = H(K₁) + H(K₂) − H(K₁ ⊙ K₂)`.
 
@@ -166,6 +170,7 @@ def _pair_ratios(z: ArrayLike, w: ArrayLike) -> Ratios:
     return ratios(h1, h2, density_entropy(joint))
 
 
+@full_precision
 def mir(z: ArrayLike, w: ArrayLike) -> jax.Array:
     """Mutual-information ratio `MI(G(Z), G(W)) / min(H(G(Z)), H(G(W)))` ∈ [0, 1].
 
@@ -181,6 +186,7 @@ def mir(z: ArrayLike, w: ArrayLike) -> jax.Array:
     return _pair_ratios(z, w).mir
 
 
+@full_precision
 def hdr(z: ArrayLike, w: ArrayLike) -> jax.Array:
     """Entropy-difference ratio `|H(G(Z)) − H(G(W))| / max(H(G(Z)), H(G(W)))` ∈ [0, 1].
 

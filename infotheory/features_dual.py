@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from infotheory import scatter, spectral
 from infotheory.entropy import density, density_entropy
 from infotheory.gram import as_float, gram, normalize
+from infotheory.precision import full_precision
 from infotheory.results import Interplay
 from infotheory.spectral import entropy_lanczos, psd_sqrt
 
@@ -51,6 +52,7 @@ def keep(features: jax.Array, labels: jax.Array, num_classes: int) -> LabelledFe
     return LabelledFeatures(normalize(features)[order], labels[order], counts)
 
 
+@full_precision
 def head_factor(head: jax.Array) -> jax.Array:
     """`L (C, r)` with `L Lᵀ = G(W)`: unit head rows if `d' < C`, else `G(W)^{1/2}`."""
     num_classes, width = head.shape
@@ -69,16 +71,19 @@ def _to_rows(v, features, labels, factor):
     return jnp.sum(features * u.T[labels], axis=1)
 
 
+@full_precision
 def joint_matvec(v, features, labels, factor, trace):
     """`ρv` for `v (d, r)`, `ρ = Σ_c Ẑ_cᵀẐ_c ⊗ l_c l_cᵀ / trace = A Aᵀ / trace`."""
     return _from_rows(_to_rows(v, features, labels, factor), features, labels, factor) / trace
 
 
+@full_precision
 def sample_matvec(t, features, labels, factor, trace):
     """`(G(Z) ⊙ G(W_Y)) t / trace = Aᵀ A t / trace` for `t (n,)`, matrix-free."""
     return _to_rows(_from_rows(t, features, labels, factor), features, labels, factor) / trace
 
 
+@full_precision
 def joint_entropy_lanczos(
     kept: LabelledFeatures,
     factor: jax.Array,
@@ -111,6 +116,7 @@ def joint_entropy_lanczos(
     )
 
 
+@full_precision
 @functools.partial(jax.jit, static_argnames=("num_probes", "num_matvecs", "num_deflate"))
 def measure(
     kept: LabelledFeatures,

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from infotheory import checks
+from infotheory.precision import full_precision
 
 
 def as_float(x: ArrayLike) -> jax.Array:
@@ -35,6 +36,7 @@ def normalize(x: ArrayLike, axis: int = -1) -> jax.Array:
     return jnp.where(nonzero, y * jax.lax.rsqrt(jnp.where(nonzero, sq, 1)), 0)
 
 
+@full_precision
 def gram(x: ArrayLike) -> jax.Array:
     """Cosine Gram matrix `G(X) = X̂ X̂ᵀ` of the rows of `x` `(n, d)` → `(n, n)`.
 

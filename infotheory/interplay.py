@@ -15,6 +15,7 @@ from jax.typing import ArrayLike
 from infotheory import checks, scatter
 from infotheory.entropy import density, density_entropy, row_density
 from infotheory.gram import as_float, gram, normalize
+from infotheory.precision import full_precision
 from infotheory.results import Interplay
 from infotheory.sharding import replicate
 
@@ -54,6 +55,7 @@ def _interplay(features, labels, head, mask) -> Interplay:
     return checks.poison(r, checks.labels_valid(labels, head.shape[0]) & checks.mask_valid(mask))
 
 
+@full_precision
 def interplay(
     features: ArrayLike,
     labels: ArrayLike,

@@ -17,8 +17,10 @@ from infotheory import checks
 from infotheory.entropy import density, density_entropy
 from infotheory.gram import normalize
 from infotheory.interplay import interplay
+from infotheory.precision import full_precision
 
 
+@full_precision
 def interplay_regularizer(
     features: ArrayLike,
     labels: ArrayLike,
@@ -65,6 +67,7 @@ def interplay_regularizer(
     return jnp.where(jnp.sum(jnp.asarray(mask, jnp.float32)) >= 2, term, 0.0)
 
 
+@full_precision
 def cross_modal_alignment(
     features: ArrayLike,
     labels: ArrayLike,

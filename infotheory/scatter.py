@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 from infotheory import checks, spectral
 from infotheory.entropy import density, density_entropy
 from infotheory.gram import as_float, gram, normalize
+from infotheory.precision import full_precision
 from infotheory.results import Interplay
 from infotheory.sharding import replicated_like, sample_axis
 from infotheory.spectral import entropy_lanczos, psd_sqrt
@@ -57,6 +58,7 @@ def init(num_classes: int, dim: int, dtype: jnp.dtype = jnp.float32) -> ClassSca
     return ClassScatter(jnp.zeros((num_classes, dim, dim), dtype), jnp.zeros((num_classes,), dtype))
 
 
+@full_precision
 def update(
     stats: ClassScatter, features: ArrayLike, labels: ArrayLike, mask: ArrayLike | None = None
 ) -> ClassScatter:
@@ -91,6 +93,7 @@ def update(
 WINDOW = 32
 
 
+@full_precision
 def add_class_sums(
     sums: jax.Array, z: jax.Array, labels: jax.Array, window: int = WINDOW
 ) -> jax.Array:
@@ -162,6 +165,7 @@ def merge(a: ClassScatter, b: ClassScatter) -> ClassScatter:
     return jax.tree.map(jnp.add, a, b)
 
 
+@full_precision
 def head_entropy(counts: jax.Array, g_head: jax.Array) -> jax.Array:
     """`H(G(W_Y))` from class counts: eigenvalues of `diag(√p) G(W) diag(√p)`."""
     root = jnp.sqrt(counts)
@@ -174,6 +178,7 @@ def _joint_factor(stats: ClassScatter, g_head: jax.Array) -> tuple[jax.Array, ja
     return psd_sqrt(g_head), jnp.where(trace > 0, trace, 1)
 
 
+@full_precision
 def joint_entropy_exact(stats: ClassScatter, g_head: jax.Array) -> jax.Array:
     """`H(G(Z) ⊙ G(W_Y))` by eigendecomposing the `(dC, dC)` class-scatter dual."""
     root, trace = _joint_factor(stats, g_head)
@@ -182,6 +187,7 @@ def joint_entropy_exact(stats: ClassScatter, g_head: jax.Array) -> jax.Array:
     return density_entropy(dual.reshape(dim * num_classes, dim * num_classes) / trace)
 
 
+@full_precision
 def joint_entropy_lanczos(
     stats: ClassScatter,
     g_head: jax.Array,
@@ -219,6 +225,7 @@ def joint_entropy_lanczos(
     )
 
 
+@full_precision
 def features_entropy(stats: ClassScatter) -> jax.Array:
     """`H(G(Z))` from the `(d, d)` dual `Σ_c S_c`."""
     return density_entropy(density(stats.scatter.sum(0)))
@@ -229,6 +236,7 @@ def choose_method(dim: int, num_classes: int) -> str:
     return "exact" if dim * num_classes <= EXACT_MAX_DIM else "lanczos"
 
 
+@full_precision
 def measure(
     stats: ClassScatter,
     head: ArrayLike,
