@@ -26,7 +26,7 @@ lock: venv
 	$(UV) lock --upgrade
 
 demo: venv
-	$(PY) -m trainers.supervised --config trainers/configs/supervised.py:digits --workdir demo_out/digits
+	$(PY) -m interplay.trainers.supervised --config interplay/trainers/configs/supervised.py:digits --workdir demo_out/digits
 
 test: venv
 	$(PY) -m pytest -q -n 2

@@ -18,8 +18,9 @@ import time
 import jax
 import numpy as np
 
-from trainers import analyze, supervised
-from trainers.configs.supervised import get_config
+from interplay.trainers import analyze, supervised
+from interplay.trainers.classifier.saved import SavedRun
+from interplay.trainers.configs.supervised import get_config
 
 
 def temp_mib(fn, *args) -> float:
@@ -37,16 +38,16 @@ def main() -> None:
         config = get_config("digits")
         config.update(model=args.model, num_steps=600, checkpoint_every=50, eval_every=600)
         supervised.train_and_evaluate(config, workdir)
-    run = analyze.Run(workdir)
+    run = SavedRun(workdir)
     variables = [run.variables(s) for s in run.steps]
     stacked = analyze.stack(variables)
-    evaluator = analyze.test_evaluator(run)
+    evaluator = run.test_evaluator()
 
     def loop():
-        return [evaluator.evaluate_one(v) for v in variables]
+        return [evaluator.evaluate(v) for v in variables]
 
     def vmapped():
-        return evaluator.evaluate(stacked)
+        return evaluator.evaluate_stacked(stacked)
 
     times = {}
     for name, fn in (("loop", loop), ("vmap", vmapped)):

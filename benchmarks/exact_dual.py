@@ -17,7 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from infotheory import scatter, spectral
+from interplay.infotheory import scatter, spectral
 
 SIZES = (2048, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152)
 

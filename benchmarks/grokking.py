@@ -20,10 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainers import grokking, metrics
-from trainers.configs.grokking import get_config
-from trainers.data import modular
-from trainers.state import TrainState, train_step
+from interplay.trainers import grokking
+from interplay.trainers.configs.grokking import get_config
+from interplay.trainers.core import logs
+from interplay.trainers.core.state import TrainState, train_step
+from interplay.trainers.data import modular
 
 
 def steps_per_second(run, state, repeats: int) -> tuple[float, object]:
@@ -70,8 +71,8 @@ def main() -> None:
     config = get_config()
     if args.grok:
         config.grokfast = args.grokfast
-        summary = grokking.train_and_evaluate(config, args.grok)
-        records = metrics.read(f"{args.grok}/metrics.jsonl")
+        [summary] = grokking.train_and_evaluate(config, args.grok)
+        records = logs.read(f"{args.grok}/metrics.jsonl")
         at = summary["grokked_at"]
         t = next((r["time"] for r in records if r["step"] == at), None)
         print(f"  time to grok: {t} s at step {at} (grokfast={args.grokfast}; target < 600 s)")

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import infotheory as it
-from infotheory import scatter, spectral
+from interplay import infotheory as it
+from interplay.infotheory import scatter, spectral
 
 CASES = ((512, 12, 1.0), (64, 96, 1.0), (64, 96, 0.3), (128, 96, 0.5))  # (d, C, noise)
 DEFAULT = (spectral.NUM_PROBES, spectral.NUM_MATVECS, spectral.NUM_DEFLATE)

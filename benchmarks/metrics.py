@@ -3,7 +3,7 @@
     make bench          # or: .venv/bin/python benchmarks/metrics.py [--quick]
 
 1. One batch, n = 1024, d = 512, C = 100: three n × n eigendecompositions
-   against `infotheory.interplay` (feature dual d × d, heads C × C, joint n × n).
+   against `interplay.infotheory.batch` (feature dual d × d, heads C × C, joint n × n).
 2. Whole dataset, n = 20 000, d = 256, C = 10, fed in batches: streaming class
    scatter + exact `(dC, dC)` dual. The naive form needs 20 000 × 20 000
    eigendecompositions; its cost is extrapolated (n³) from measured sizes.
@@ -27,7 +27,7 @@
    matrix-free (in sample space: n < d·d'); with `--exact` also the exact
    value from the 20 000 × 20 000 joint Gram (after the RSS reading).
 7. `--precision` (alone): `interplay` with its matrix products at JAX's default
-   precision (`precision.MATMUL_PRECISION = None`) and at "highest" (the
+   precision (`_precision.MATMUL_PRECISION = None`) and at "highest" (the
    library's setting), each against a float64 NumPy reference, and their times.
    On CPU both are full float32; GPUs default to TF32, TPUs to bf16 passes.
 """
@@ -44,10 +44,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import infotheory as it
-from infotheory import precision, scatter, spectral
+from interplay import infotheory as it
+from interplay.infotheory import _precision, scatter, spectral
 
-interplay_module = importlib.import_module("infotheory.interplay")  # the package rebinds the name
+interplay_module = importlib.import_module(
+    "interplay.infotheory.batch"
+)  # the package rebinds the name
 
 
 def timeit(fn, *args, repeats: int = 5) -> float:
@@ -375,14 +377,14 @@ def float64_interplay(features, labels, head) -> tuple[float, float]:
 def bench_precision() -> None:
     print(
         "\n[7] float32 matmul precision: `interplay` against float64 NumPy (median of 15) with"
-        " `precision.MATMUL_PRECISION` None (JAX's default) and 'highest' (the library's)"
+        " `_precision.MATMUL_PRECISION` None (JAX's default) and 'highest' (the library's)"
     )
     for n, d, c in ((1024, 512, 100), (4096, 256, 10)):
         features, labels, head = synthetic(jax.random.key(1), n, d, c)
         mir, hdr = float64_interplay(features, labels, head)
         times = {}
         for setting in (None, "highest"):
-            precision.MATMUL_PRECISION = setting
+            _precision.MATMUL_PRECISION = setting
             measured = jax.jit(lambda *args: it.interplay(*args))  # traced anew per setting
             r = measured(features, labels, head)
             times[setting] = timeit(measured, features, labels, head, repeats=15)

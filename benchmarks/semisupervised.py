@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/semisupervised.py [--algorithm freematch] [--mu 7]
 
-The trainer's jitted step (`trainers.semisupervised`, digits model, batch 64,
+The trainer's jitted step (`interplay.trainers.semisupervised`, digits model, batch 64,
 μ = 7: 64 labeled + 2 × 448 unlabeled views per step) with and without
 `mi_weight = hdr_weight = 0.1`, run alternately on the same batch (median of
 `--repeats`); target: the term costs ≤ 1.3× the plain step's time.
@@ -16,8 +16,8 @@ import time
 import jax
 import numpy as np
 
-from trainers import semisupervised
-from trainers.configs.semisupervised import get_config
+from interplay.trainers import semisupervised
+from interplay.trainers.configs.semisupervised import get_config
 
 
 def main() -> None:

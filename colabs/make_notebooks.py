@@ -11,10 +11,12 @@ HERE = pathlib.Path(__file__).parent
 SETUP = new_code_cell(
     "# Get the library into the runtime. In Colab: put a copy of the repository at\n"
     "# /content/interplay first (git clone or upload); this cell pip-installs it.\n"
-    "import importlib.util\n"
+    "import importlib.metadata\n"
     "import subprocess\n"
     "import sys\n\n"
-    "if importlib.util.find_spec('trainers') is None:\n"
+    "try:  # the distribution itself, not any package that happens to share a name\n"
+    "    importlib.metadata.distribution('interplay')\n"
+    "except importlib.metadata.PackageNotFoundError:\n"
     "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '/content/interplay'],\n"
     "                   check=True)"
 )
@@ -22,9 +24,9 @@ SETUP = new_code_cell(
 TRAINING_DYNAMICS = [
     new_markdown_cell(
         "# Training dynamics of the information interplay\n\n"
-        "Trains a classifier with `trainers.supervised` and follows the mutual-information "
-        "ratio (MIR), the entropy-difference ratio (HDR) and both matrix entropies of test "
-        "features against the classification head (Tan et al., ICML 2024).\n\n"
+        "Trains a classifier with `interplay.trainers.supervised` and follows the "
+        "mutual-information ratio (MIR), the entropy-difference ratio (HDR) and both matrix "
+        "entropies of test features against the classification head (Tan et al., ICML 2024).\n\n"
         "Small by default (scikit-learn digits, runs on a laptop CPU in under a minute). "
         "Set `PAPER_SETTING = True` on a TPU/GPU runtime for the papers' CIFAR-10 WRN-28-2 "
         "run (SGD momentum 0.9, weight decay 5e-4, lr 0.03 cosine, batch 64; CIFAR-10 is "
@@ -36,9 +38,10 @@ TRAINING_DYNAMICS = [
         "import tempfile\n\n"
         "import jax\n"
         "from IPython.display import Image, display\n\n"
-        "import infotheory as it\n"
-        "from trainers import metrics, supervised\n"
-        "from trainers.configs.supervised import get_config\n\n"
+        "from interplay import infotheory as it\n"
+        "from interplay.trainers import supervised\n"
+        "from interplay.trainers.configs.supervised import get_config\n"
+        "from interplay.trainers.core import logs\n\n"
         "PAPER_SETTING = False  # True: CIFAR-10 / WRN-28-2 with the papers' settings\n"
         "print(jax.devices())"
     ),
@@ -51,7 +54,7 @@ TRAINING_DYNAMICS = [
     ),
     new_code_cell("last = supervised.train_and_evaluate(config, workdir)\nlast"),
     new_code_cell(
-        "records = metrics.evals(metrics.read(workdir / 'metrics.jsonl'))\n"
+        "records = logs.evals(logs.read(workdir / 'metrics.jsonl'))\n"
         "print(supervised.summary(records))\n"
         "num_classes = 10 if config.dataset != 'cifar100' else 100\n"
         "print(f'MIR at Neural Collapse: {float(it.nc_mir(num_classes)):.4f}')\n"
@@ -89,14 +92,15 @@ GROKKING = [
         "import pathlib\n"
         "import tempfile\n\n"
         "from IPython.display import Image, display\n\n"
-        "from trainers import grokking, metrics\n"
-        "from trainers.configs.grokking import get_config\n\n"
+        "from interplay.trainers import grokking\n"
+        "from interplay.trainers.configs.grokking import get_config\n"
+        "from interplay.trainers.core import logs\n\n"
         "PAPER_SETTING = False  # True: p = 113, 30 % train, the papers' optimizer"
     ),
     new_code_cell(
         "config = get_config('default' if PAPER_SETTING else 'small')\n"
         "workdir = pathlib.Path(tempfile.mkdtemp(prefix='grokking_'))\n"
-        "summary = grokking.train_and_evaluate(config, workdir)\n"
+        "[summary] = grokking.train_and_evaluate(config, workdir)\n"
         "print({k: summary[k] for k in ('train_fit_at', 'jump_at', 'grokked_at')})\n"
         "# Early-warning signals: step and lead (steps before test accuracy reaches 50 % / 99 %).\n"
         "signals = ('eval_train/mir peak', 'eval_train/hdr rise',\n"
@@ -106,7 +110,7 @@ GROKKING = [
     ),
     new_code_cell("display(Image(filename=str(workdir / 'grokking.png')))"),
     new_code_cell(
-        "records = metrics.evals(metrics.read(workdir / 'metrics.jsonl'))\n"
+        "records = logs.evals(logs.read(workdir / 'metrics.jsonl'))\n"
         "for r in records[:: max(1, len(records) // 12)]:\n"
         "    print(f\"{r['step']:>6}  train acc {r['eval_train/accuracy']:.3f}  \"\n"
         "          f\"test acc {r['eval/accuracy']:.3f}  MIR {r['eval/mir']:.3f}  \"\n"
@@ -127,8 +131,11 @@ CHECKPOINT_ANALYSIS = [
         "import pathlib\n"
         "import tempfile\n\n"
         "from IPython.display import Image, display\n\n"
-        "from trainers import analyze, plots, supervised, sweep\n"
-        "from trainers.configs.supervised import get_config\n\n"
+        "from interplay.trainers import analyze, supervised\n"
+        "from interplay.trainers.classifier.saved import SavedRun\n"
+        "from interplay.trainers.configs.supervised import get_config\n"
+        "from interplay.trainers.core import plots\n"
+        "from interplay.trainers.studies import sweep\n\n"
         "SMALL = True  # False: the small CNN, longer runs, three seeds per smoothing value\n"
         "root = pathlib.Path(tempfile.mkdtemp(prefix='analysis_'))\n"
         "base = get_config('digits')\n"
@@ -142,7 +149,7 @@ CHECKPOINT_ANALYSIS = [
         "    supervised.train_and_evaluate(config, root / name)"
     ),
     new_code_cell(
-        "run_a, run_b = analyze.Run(root / 'a'), analyze.Run(root / 'b')\n"
+        "run_a, run_b = SavedRun(root / 'a'), SavedRun(root / 'b')\n"
         "trajectory = analyze.trajectory(run_a)\n"
         "display(Image(filename=str(root / 'a/analysis/trajectory.png')))"
     ),
@@ -173,9 +180,10 @@ PAPER_B = [
         "# Paper [B]: matrix entropy as a clustering measure, and the CMA loss\n\n"
         "1. The softmax-temperature study: train at several temperatures τ of the loss and "
         "read the test features' matrix entropy beside the silhouette and Davies–Bouldin "
-        "scores (`trainers.temperature`).\n"
+        "scores (`interplay.trainers.studies.temperature`).\n"
         "2. Few-shot cross-modal prompt tuning with and without the cross-modal alignment "
-        "loss (`trainers.cross_modal`) on the offline digits stand-in for CLIP features.\n\n"
+        "loss (`interplay.trainers.cross_modal`) on the offline digits stand-in for CLIP "
+        "features.\n\n"
         "Small by default (one seed, a laptop CPU, about two minutes). `PAPER_SETTING = True` "
         "on a TPU/GPU runtime runs the temperature study on CIFAR-10 / WRN-28-2 (downloaded "
         "by TFDS) with five temperatures and three seeds, and the full few-shot table."
@@ -185,9 +193,9 @@ PAPER_B = [
         "import pathlib\n"
         "import tempfile\n\n"
         "from IPython.display import Image, Markdown, display\n\n"
-        "from trainers import cross_modal, temperature\n"
-        "from trainers.configs import cross_modal as cross_modal_config\n"
-        "from trainers.configs.supervised import get_config\n\n"
+        "from interplay.trainers.configs import cross_modal as cross_modal_config\n"
+        "from interplay.trainers.configs.supervised import get_config\n"
+        "from interplay.trainers.studies import few_shot, temperature\n\n"
         "PAPER_SETTING = False  # True: CIFAR-10 / WRN-28-2, τ ∈ {0.1, 0.3, 1, 3, 10}, 3 seeds\n"
         "root = pathlib.Path(tempfile.mkdtemp(prefix='paper_b_'))"
     ),
@@ -206,7 +214,7 @@ PAPER_B = [
         "few = cross_modal_config.get_config('digits')\n"
         "few.encoder_steps, few.num_steps, few.eval_every = 100, 100, 50\n"
         "shots, seeds = ([1, 2, 4, 8, 16], [0, 1, 2]) if PAPER_SETTING else ([1, 4], [0])\n"
-        "table, text = cross_modal.few_shot_table(few, shots, seeds, [0.0, 0.5], root / 'cma')\n"
+        "table, text = few_shot.few_shot_table(few, shots, seeds, [0.0, 0.5], root / 'cma')\n"
         "display(Markdown(text))\n"
         "display(Image(filename=str(root / 'cma/cma_0.5/shots_4/seed0/dynamics.png')))"
     ),
@@ -215,8 +223,8 @@ PAPER_B = [
 SEMI_SUPERVISED = [
     new_markdown_cell(
         "# Semi-supervised learning with the interplay term\n\n"
-        "FreeMatch (`trainers.semisupervised`) with and without the papers' term on unlabeled "
-        "data, `−λ·MI + λ·|ΔH|` between the weak-view features of the confidently "
+        "FreeMatch (`interplay.trainers.semisupervised`) with and without the papers' term on "
+        "unlabeled data, `−λ·MI + λ·|ΔH|` between the weak-view features of the confidently "
         "pseudo-labeled samples and their pseudo-labels' head vectors. Both runs share the "
         "seed: the same labeled subset and the same initialization.\n\n"
         "Small by default (4 labels per class of scikit-learn's digits, a short run on a laptop "
@@ -229,8 +237,10 @@ SEMI_SUPERVISED = [
         "import tempfile\n\n"
         "import jax\n"
         "from IPython.display import Image, Markdown, display\n\n"
-        "from trainers import metrics, semisupervised, semisupervised_study\n"
-        "from trainers.configs.semisupervised import get_config\n\n"
+        "from interplay.trainers import semisupervised\n"
+        "from interplay.trainers.configs.semisupervised import get_config\n"
+        "from interplay.trainers.core import logs\n"
+        "from interplay.trainers.studies import semisupervised_study\n\n"
         "PAPER_SETTING = False  # True: CIFAR-10, 40 labels, WRN-28-2\n"
         "LAMBDA = 0.01  # mi_weight = hdr_weight of the term (README: chosen on validation)\n"
         "print(jax.devices())"
@@ -246,7 +256,7 @@ SEMI_SUPERVISED = [
         "    workdir = root / preset / variant / 'seed0'\n"
         "    semisupervised.train_and_evaluate(config, workdir)\n"
         "    print(variant)\n"
-        "    print(semisupervised.summary(metrics.read(workdir / 'metrics.jsonl')))"
+        "    print(semisupervised.summary(logs.read(workdir / 'metrics.jsonl')))"
     ),
     new_code_cell(
         "cells = semisupervised_study.load(root)\n"

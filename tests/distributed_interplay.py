@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from trainers import distributed
+from interplay.trainers.core import distributed
 
 N, D, C, BATCH = 2048, 8, 10, 256  # N > C·D: the batches are folded into the class scatter
 
@@ -29,7 +29,7 @@ def data():
 
 def main(out: str) -> None:
     distributed.initialize()
-    import infotheory as it
+    from interplay import infotheory as it
 
     features, labels, head = data()
     mesh = jax.make_mesh((jax.device_count(),), ("data",))

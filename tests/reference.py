@@ -79,7 +79,7 @@ def collapse(features, labels, head, logits=None):
     """NC metrics by their definitions, two-pass in long double, present classes only.
 
     Centre = unweighted mean of the class means; returns a dict named like
-    `infotheory.collapse_metrics.CollapseMetrics` (+ `nc4` when `logits` given).
+    `interplay.infotheory.collapse_metrics.CollapseMetrics` (+ `nc4` when `logits` given).
     """
     z = np.asarray(features, np.longdouble)
     labels = np.asarray(labels)

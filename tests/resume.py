@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from trainers import metrics
+from interplay.trainers.core import logs
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -27,8 +27,8 @@ def full_and_resumed(command, tmp_path, kill_after_checkpoint: int) -> tuple[lis
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    at_kill = metrics.read(killed / "metrics.jsonl")
-    full = metrics.read(tmp_path / "full/metrics.jsonl")
+    at_kill = logs.read(killed / "metrics.jsonl")
+    full = logs.read(tmp_path / "full/metrics.jsonl")
     assert at_kill and at_kill[-1]["step"] < full[-1]["step"], "the run must be killed mid-training"
     subprocess.run(command(killed), **run)
-    return full, metrics.read(killed / "metrics.jsonl")
+    return full, logs.read(killed / "metrics.jsonl")

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from jax.sharding import NamedSharding, PartitionSpec
 from matfree import decomp
 
-import infotheory as it
-from infotheory import features_dual, scatter, spectral
+from interplay import infotheory as it
+from interplay.infotheory import features_dual, scatter, spectral
 from tests import reference
 
 FIELDS = ("h_features", "h_heads", "h_joint", "mi", "mir", "hdr")

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import sklearn.metrics
 
+from interplay.trainers import analyze, supervised
+from interplay.trainers.classifier.saved import SavedRun
+from interplay.trainers.configs.supervised import get_config
+from interplay.trainers.core import logs
 from tests import reference
-from trainers import analyze, metrics, supervised
-from trainers.configs.supervised import get_config
 
 FIELDS = (
     "accuracy",
@@ -56,16 +58,14 @@ def runs(tmp_path_factory):
 
 
 def test_trajectory_vmapped_equals_single_and_trainer_eval(runs):
-    run = analyze.Run(runs / "a")
+    run = SavedRun(runs / "a")
     assert run.steps == [20, 40, 60]
     records = analyze.trajectory(run, chunk=2)  # chunks of 2 and 1
     assert [r["step"] for r in records] == [20, 40, 60]
-    evaluator = analyze.test_evaluator(run)
-    trained = {r["step"]: r for r in metrics.evals(metrics.read(runs / "a" / "metrics.jsonl"))}
+    evaluator = run.test_evaluator()
+    trained = {r["step"]: r for r in logs.evals(logs.read(runs / "a" / "metrics.jsonl"))}
     for record in records:
-        single = {
-            k: float(v) for k, v in evaluator.evaluate_one(run.variables(record["step"])).items()
-        }
+        single = {k: float(v) for k, v in evaluator.evaluate(run.variables(record["step"])).items()}
         interplay = {"mir", "hdr", "mi", "h_features", "h_heads"}  # checked below
         for key in {*FIELDS, "batch_mir", "batch_hdr"} - interplay:
             assert abs(record[key] - single[key]) <= 1e-5 * max(1, abs(record[key])), key
@@ -76,14 +76,14 @@ def test_trajectory_vmapped_equals_single_and_trainer_eval(runs):
             np.testing.assert_allclose(record[key], logged[key], rtol=2e-4, err_msg=key)
         reference.assert_interplay_close(record, logged, rtol=1e-4)
     assert (runs / "a/analysis/trajectory.png").stat().st_size > 20_000
-    assert len(metrics.read(runs / "a/analysis/trajectory.jsonl")) == 3
+    assert len(logs.read(runs / "a/analysis/trajectory.jsonl")) == 3
 
 
 def test_clustering_keys_equal_sklearn_on_the_test_features(runs):
-    run = analyze.Run(runs / "a")
-    evaluator = analyze.test_evaluator(run)
+    run = SavedRun(runs / "a")
+    evaluator = run.test_evaluator()
     variables = run.variables(60)
-    values = evaluator.evaluate_one(variables)
+    values = evaluator.evaluate(variables)
     parts = [
         (run.model.apply(variables, b["image"])[1], b["label"], b["mask"])
         for b in evaluator.batches
@@ -99,7 +99,7 @@ def test_clustering_keys_equal_sklearn_on_the_test_features(runs):
 
 
 def test_lmc_endpoints_equal_the_two_runs(runs):
-    a, b = analyze.Run(runs / "a"), analyze.Run(runs / "b")
+    a, b = SavedRun(runs / "a"), SavedRun(runs / "b")
     va, vb = a.variables(60), b.variables(60)
     stacked = analyze.interpolate(va, vb, [0.0, 0.5, 1.0])
     for got, want in ((0, va), (2, vb)):
@@ -126,7 +126,7 @@ def _kernels(tree):
 
 
 def test_pruning_masks_hit_their_sparsity(runs):
-    params = analyze.Run(runs / "a").variables(60)["params"]
+    params = SavedRun(runs / "a").variables(60)["params"]
     total = sum(x.size for x in _kernels(params))
     for sparsity in (0.0, 0.3, 0.9):
         mask = analyze.magnitude_masks(params, sparsity)
@@ -137,7 +137,7 @@ def test_pruning_masks_hit_their_sparsity(runs):
         if sparsity:
             assert float(weights[~keep].max()) <= float(weights[keep].min())  # smallest go
     records = analyze.prune(
-        analyze.Run(runs / "a"), sparsities=(0.0, 0.5), finetune_steps=2, max_samples=64
+        SavedRun(runs / "a"), sparsities=(0.0, 0.5), finetune_steps=2, max_samples=64
     )
     assert [r["sparsity"] for r in records] == [0.0, 0.5]
     assert 0 <= records[1]["mir_before_after"] <= 1
@@ -145,29 +145,29 @@ def test_pruning_masks_hit_their_sparsity(runs):
 
 def test_missing_empty_and_unreadable_checkpoints(runs, tmp_path, capsys):
     with pytest.raises(ValueError, match="does not exist"):
-        analyze.Run(tmp_path / "nothing")
+        SavedRun(tmp_path / "nothing")
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     shutil.copy(runs / "a" / "config.json", tmp_path / "empty")
     with pytest.raises(ValueError, match="no completed checkpoint"):
-        analyze.Run(tmp_path / "empty")
+        SavedRun(tmp_path / "empty")
     broken = tmp_path / "broken"
     shutil.copytree(runs / "a", broken)
     for f in pathlib.Path(broken / "checkpoints" / "40" / "state").rglob("*"):
         if f.is_file() and f.stat().st_size > 1000:
             f.write_bytes(b"garbage")
-    records = analyze.trajectory(analyze.Run(broken))
+    records = analyze.trajectory(SavedRun(broken))
     assert [r["step"] for r in records] == [20, 60]
     out = capsys.readouterr().out
     assert "unreadable checkpoint at step 40: " in out  # with the underlying error
 
 
 def test_a_diverged_checkpoint_reads_nan_and_is_reported(runs, capsys):
-    run = analyze.Run(runs / "a")
+    run = SavedRun(runs / "a")
     good = run.variables(60)
     diverged = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), good)
-    values = analyze.test_evaluator(run).evaluate(analyze.stack([good, diverged]))
+    values = run.test_evaluator().evaluate_stacked(analyze.stack([good, diverged]))
     for key in ("accuracy", "loss", "mir", "hdr", "batch_mir", "nc1"):
         assert np.isfinite(values[key][0]) and np.isnan(values[key][1]), key
     records = analyze._records(values, [60, 61], "step")
-    assert metrics.report_nonfinite(records[1], "checkpoint at step 61")
+    assert logs.report_nonfinite(records[1], "checkpoint at step 61")
     assert "checkpoint at step 61: non-finite accuracy" in capsys.readouterr().out

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from jax.experimental import checkify
 
-import infotheory as it
-from infotheory import collapse_metrics as nc
-from infotheory import losses, scatter
+from interplay import infotheory as it
+from interplay.infotheory import collapse_metrics as nc
+from interplay.infotheory import losses, scatter
 
 RNG = np.random.default_rng(0)
 Z = RNG.normal(size=(6, 4)).astype(np.float32)

@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from trainers import analyze, data, metrics, supervised
-from trainers.configs.supervised import get_config
+from interplay.trainers import data, supervised
+from interplay.trainers.classifier.saved import SavedRun
+from interplay.trainers.configs.supervised import get_config
+from interplay.trainers.core import logs
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -35,7 +37,7 @@ def test_a_refused_restart_leaves_the_run_intact_and_a_legitimate_one_resumes(
         supervised.train_and_evaluate(_config(data_dir, model="small_cnn"), tmp_path)
     assert "--workdir" in str(error.value)
     assert {p: (tmp_path / p).read_bytes() for p in before} == before
-    run = analyze.Run(tmp_path)  # still analysable: every checkpoint restores
+    run = SavedRun(tmp_path)  # still analysable: every checkpoint restores
     assert run.steps == [10, 20] and all(run.variables(s) is not None for s in run.steps)
 
     supervised.train_and_evaluate(_config(data_dir), tmp_path)  # the same run again
@@ -43,7 +45,7 @@ def test_a_refused_restart_leaves_the_run_intact_and_a_legitimate_one_resumes(
     assert (tmp_path / "metrics.jsonl").read_bytes() == before["metrics.jsonl"]
 
     supervised.train_and_evaluate(_config(data_dir, num_steps=30), tmp_path)  # extended
-    records = metrics.read(tmp_path / "metrics.jsonl")
+    records = logs.read(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 10, 20, 30]
     old = [json.loads(line) for line in before["metrics.jsonl"].decode().splitlines()]
     assert records[:3] == old  # the first 20 steps are kept as they were
@@ -69,7 +71,7 @@ def test_any_preset_runs_offline_on_fake_data(tmp_path):
     config.update(checkpoint_every=2, eval_batch_size=128)
     last = supervised.train_and_evaluate(config, tmp_path)
     assert last["step"] == 2 and 0 <= last["eval/mir"] <= 1
-    assert sum(1 for _ in metrics.read(tmp_path / "metrics.jsonl")) == 3
+    assert sum(1 for _ in logs.read(tmp_path / "metrics.jsonl")) == 3
 
 
 def _cli(*args, cwd=ROOT):
@@ -80,33 +82,38 @@ def _cli(*args, cwd=ROOT):
 
 
 def test_cli_errors_are_one_line_and_help_lists_the_presets(tmp_path):
-    done = _cli("trainers.supervised", "--workdir", str(tmp_path), "--config.lerning_rate=1")
+    done = _cli(
+        "interplay.trainers.supervised", "--workdir", str(tmp_path), "--config.lerning_rate=1"
+    )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1] == (
         "error: unknown config field 'lerning_rate'. Did you mean 'learning_rate'?"
     )
     done = _cli(
-        "trainers.grokking",
-        "--config=trainers/configs/grokking.py:small,runloacl",
+        "interplay.trainers.grokking",
+        "--config=interplay/trainers/configs/grokking.py:small,runloacl",
         f"--workdir={tmp_path}",
     )
     assert done.returncode != 0 and "unknown preset flag(s) ['runloacl']" in done.stderr
     (tmp_path / "file").write_text("")
     data_dir = tmp_path / "data"  # refused before the dataset is built there
     done = _cli(
-        "trainers.supervised", "--workdir", str(tmp_path / "file"), f"--config.data_dir={data_dir}"
+        "interplay.trainers.supervised",
+        "--workdir",
+        str(tmp_path / "file"),
+        f"--config.data_dir={data_dir}",
     )
     assert (
         done.stderr.strip() == f"error: --workdir {tmp_path / 'file'} is a file, not a directory."
     )
     assert not data_dir.exists()
     for module, presets in (
-        ("trainers.supervised", ("digits", "cifar10_wrn28_2", "cifar100_wrn28_8")),
-        ("trainers.grokking", ("default", "small")),
+        ("interplay.trainers.supervised", ("digits", "cifar10_wrn28_2", "cifar100_wrn28_8")),
+        ("interplay.trainers.grokking", ("default", "small")),
     ):
         text = " ".join(_cli(module, "--help").stdout.split())
         assert "--workdir" in text and all(f"{p}:" in text for p in presets), module
-    text = _cli("trainers.analyze", "--help").stdout
+    text = _cli("interplay.trainers.analyze", "--help").stdout
     assert "--mode" in text and "--chunk" in text
-    done = _cli("trainers.analyze", "--workdir", str(tmp_path), "--chunk", "0")
+    done = _cli("interplay.trainers.analyze", "--workdir", str(tmp_path), "--chunk", "0")
     assert done.returncode != 0 and "chunk" in done.stderr

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import infotheory as it
+from interplay import infotheory as it
 from tests import reference
 
 

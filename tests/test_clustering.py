@@ -8,7 +8,7 @@ import sklearn.metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infotheory import clustering
+from interplay.infotheory import clustering
 from tests import reference
 
 C = 6

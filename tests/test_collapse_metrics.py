@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import infotheory as it
-from infotheory import collapse_metrics as nc
+from interplay import infotheory as it
+from interplay.infotheory import collapse_metrics as nc
 from tests import reference
 
 

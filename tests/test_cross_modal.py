@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from trainers import cross_modal, metrics, temperature
-from trainers.configs import cross_modal as cross_modal_config
+from interplay.trainers import cross_modal
+from interplay.trainers.configs import cross_modal as cross_modal_config
+from interplay.trainers.core import logs
+from interplay.trainers.studies import temperature
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_trains_resumes_exactly_and_cma_changes_the_run(npz, tmp_path):
     for key in straight:
         if key.startswith("eval/"):
             assert resumed[key] == pytest.approx(straight[key], rel=1e-6), key
-    rows = metrics.read(tmp_path / "straight" / "metrics.jsonl")
+    rows = logs.read(tmp_path / "straight" / "metrics.jsonl")
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
     assert losses[-1] < losses[0] and straight["eval/accuracy"] > 0.6
     for key in ("accuracy", "loss", "cma", "mir", "hdr", "mi", "h_features", "h_heads"):

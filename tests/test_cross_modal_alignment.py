@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infotheory import losses
+from interplay.infotheory import losses
 from tests import reference
 
 

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from trainers import data
-from trainers.data import pipeline
+from interplay.trainers import data
+from interplay.trainers.data import pipeline
 
 
 @pytest.fixture(scope="module")

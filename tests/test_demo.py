@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 
-import infotheory as it
-from trainers import collapse_demo
+from interplay import infotheory as it
+from interplay.trainers.studies import collapse_demo
 
 
 def test_collapse_path_ends_at_neural_collapse(tmp_path, capsys):

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
+from interplay.trainers.core import logs
 from tests import reference
-from trainers import metrics
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 ARGS = (
@@ -42,7 +42,7 @@ def _launch(workdir, data_dir, num_processes: int) -> list[subprocess.Popen]:
                 JAX_PROCESS_ID=str(i),
                 JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
             )
-        command = [sys.executable, "-m", "trainers.supervised", "--workdir", str(workdir)]
+        command = [sys.executable, "-m", "interplay.trainers.supervised", "--workdir", str(workdir)]
         command += [f"--config.data_dir={data_dir}", *ARGS]
         procs.append(
             subprocess.Popen(
@@ -62,7 +62,7 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
     data_dir = str(tmp_path / "tfds")
     _wait(_launch(tmp_path / "one", data_dir, 1))  # also builds the dataset once
     _wait(_launch(tmp_path / "two", data_dir, 2))
-    one, two = (metrics.read(tmp_path / d / "metrics.jsonl") for d in ("one", "two"))
+    one, two = (logs.read(tmp_path / d / "metrics.jsonl") for d in ("one", "two"))
     assert [r["step"] for r in two] == [r["step"] for r in one] == [0, 10, 20, 30, 40]
     for a, b in zip(one, two, strict=True):
         if "train/loss" in a:
@@ -83,17 +83,17 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
     procs[0].send_signal(signal.SIGKILL)
     for p in procs:
         p.communicate()
-    at_kill = metrics.read(killed / "metrics.jsonl")
+    at_kill = logs.read(killed / "metrics.jsonl")
     assert at_kill and at_kill[-1]["step"] < 40, "the run must be killed mid-training"
     _wait(_launch(killed, data_dir, 2))
-    resumed = metrics.read(killed / "metrics.jsonl")
+    resumed = logs.read(killed / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [r["step"] for r in two]
     for key in set(two[-1]) - {"time", "train/steps_per_sec"}:
         assert resumed[-1][key] == pytest.approx(two[-1][key], rel=1e-6, abs=1e-7), key
 
 
 def test_dataset_interplay_over_two_processes_matches_one(tmp_path):
-    import infotheory as it
+    from interplay import infotheory as it
     from tests import distributed_interplay as job
 
     port = _free_port()

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import infotheory as it
-from infotheory import losses
+from interplay import infotheory as it
+from interplay.infotheory import losses
 
 Z = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
 Y = np.array([0, 1, 2, 0, 1, 2])

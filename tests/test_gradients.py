@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-import infotheory as it
-from infotheory import losses, scatter
-from infotheory.spectral import psd_sqrt
+from interplay import infotheory as it
+from interplay.infotheory import losses, scatter
+from interplay.infotheory.spectral import psd_sqrt
 from tests import reference
 
 

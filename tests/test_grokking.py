@@ -8,11 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import models
-from trainers import grokfast, grokking, grokking_study, metrics
-from trainers.configs.grokking import get_config
-from trainers.data import modular
-from trainers.state import TrainState, train_step
+from interplay import models
+from interplay.trainers import grokfast, grokking
+from interplay.trainers.configs.grokking import get_config
+from interplay.trainers.core import logs
+from interplay.trainers.core.state import TrainState, train_step
+from interplay.trainers.data import modular
+from interplay.trainers.studies import grokking_study
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +103,15 @@ def _small(data_dir, **overrides):
 
 
 def _evals(path):
-    return metrics.evals(metrics.read(path / "metrics.jsonl"))
+    return logs.evals(logs.read(path / "metrics.jsonl"))
 
 
 def test_tiny_run_fits_train_set_and_logs_every_interplay(tmp_path, data_dir):
     # Resuming (the same vmapped state, one member here) is tested with two seeds below.
     reps = "features,mlp_hidden_centred"  # each variant adds to the eval's compile time
-    summary = grokking.train_and_evaluate(_small(data_dir, representations=reps), tmp_path / "full")
+    [summary] = grokking.train_and_evaluate(
+        _small(data_dir, representations=reps), tmp_path / "full"
+    )
     records = _evals(tmp_path / "full")
     assert records[-1]["eval_train/accuracy"] == 1.0 and summary["train_fit_at"] <= 300
     keys = {f"{s}/{k}" for s in ("eval_train", "eval", "eval_table") for k in ("loss", "accuracy")}
@@ -272,7 +276,7 @@ def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
     # Member 0 of the vmapped run starts where a single run of seed 0 starts: the same MIR up to
     # float32 round-off of the batched products, absolute (MIR is a difference of entropies of
     # a few nats, however small it is; 3.7e-6 at MIR 0.148 on an AMD EPYC).
-    single = grokking.train_and_evaluate(
+    [single] = grokking.train_and_evaluate(
         _small(data_dir, num_steps=50, representations="features"), tmp_path / "single"
     )
     assert single["last_step"] == 50

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import models
+from interplay import models
 
 
 @pytest.mark.parametrize(

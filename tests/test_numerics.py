@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import infotheory as it
-from infotheory import collapse_metrics as nc
-from infotheory import features_dual, precision, scatter
+from interplay import infotheory as it
+from interplay.infotheory import _precision, features_dual, scatter
+from interplay.infotheory import collapse_metrics as nc
 from tests import reference
 
 
@@ -184,18 +184,18 @@ def _library_calls():
 
 def test_matmuls_at_full_precision_on_every_backend():
     """GPUs default to TF32 and TPUs to bf16 passes (on an H200, ΔMIR 2.7e-4 against 2.7e-6):
-    every matrix product the library traces is at HIGHEST, with `precision.MATMUL_PRECISION =
+    every matrix product the library traces is at HIGHEST, with `_precision.MATMUL_PRECISION =
     None` the caller's (here DEFAULT, which shows the check can fail), and a caller's own
-    product beside a metric keeps its precision."""
+    product beside a metric keeps its _precision."""
     for name, (fn, *args) in _library_calls().items():
         found = _dot_precisions(fn, *args)
         assert found and set(found) == {"HIGHEST"}, (name, found)
     fn, *args = _library_calls()["interplay"]
     try:
-        precision.MATMUL_PRECISION = None
+        _precision.MATMUL_PRECISION = None
         assert set(_dot_precisions(fn, *args)) == {"DEFAULT"}
     finally:
-        precision.MATMUL_PRECISION = "highest"
+        _precision.MATMUL_PRECISION = "highest"
     z = jnp.ones((6, 3))
     assert _dot_precisions(lambda z: it.gram(z) @ z, z) == ["HIGHEST", "DEFAULT"]
 

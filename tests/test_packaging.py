@@ -33,7 +33,10 @@ def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path)
         for package in ("infotheory", "models", "trainers")
         for p in (ROOT / package).rglob("*.py")
     }
-    assert {"trainers/data/__init__.py", "trainers/configs/supervised.py"} <= sources
+    assert {
+        "interplay/trainers/data/__init__.py",
+        "interplay/trainers/configs/supervised.py",
+    } <= sources
     assert sources <= names, sorted(sources - names)
 
     site = tmp_path / "site"  # the wheel alone; its dependencies come from this environment
@@ -65,7 +68,7 @@ def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path)
         [
             sys.executable,
             "-m",
-            "trainers.supervised",
+            "interplay.trainers.supervised",
             f"--config={config}:digits,runlocal",
             "--workdir",
             "run",
@@ -80,7 +83,11 @@ def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path)
     assert f"written to {pathlib.Path('run')}/" in done.stdout
     assert (outside / "run" / "dynamics.png").exists()
     where = subprocess.run(
-        [sys.executable, "-c", "import trainers.data; print(trainers.data.__file__)"],
+        [
+            sys.executable,
+            "-c",
+            "import interplay.trainers.data; print(interplay.trainers.data.__file__)",
+        ],
         cwd=outside,
         env=env,
         capture_output=True,

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import infotheory as it
-from infotheory import scatter
+from interplay import infotheory as it
+from interplay.infotheory import scatter
 
 seeds = st.integers(0, 2**31 - 1)
 sizes = st.integers(2, 24)

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from interplay.trainers import data, semisupervised
+from interplay.trainers.classifier import augment, pseudo_labels
+from interplay.trainers.configs.semisupervised import get_config
+from interplay.trainers.core import checkpoints, logs
 from tests import resume
-from trainers import augment, checkpoints, data, metrics, pseudo_labels, semisupervised
-from trainers.configs.semisupervised import get_config
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -144,7 +146,7 @@ def test_short_run_logs_pseudo_labels_interplay_and_checkpoints_thresholds(
 ):
     config = tiny(data_dir, algorithm=algorithm, mi_weight=0.1, hdr_weight=0.1)
     last = semisupervised.train_and_evaluate(config, tmp_path)
-    records = metrics.read(tmp_path / "metrics.jsonl")
+    records = logs.read(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 5, 10, 15, 20]
     for prefix in ("eval", "eval_val", "eval_unlabeled"):
         assert 0 <= last[f"{prefix}/mir"] <= 1 and 0 <= last[f"{prefix}/accuracy"] <= 1
@@ -219,9 +221,9 @@ def _command(workdir, data_dir):
     return [
         sys.executable,
         "-m",
-        "trainers.semisupervised",
+        "interplay.trainers.semisupervised",
         "--config",
-        "trainers/configs/semisupervised.py:digits_20",
+        "interplay/trainers/configs/semisupervised.py:digits_20",
         "--workdir",
         str(workdir),
         f"--config.data_dir={data_dir}",
@@ -246,7 +248,7 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
 
 
 def test_study_pairs_seeds_and_counts_signs(tmp_path):
-    from trainers import semisupervised_study as study
+    from interplay.trainers.studies import semisupervised_study as study
 
     accuracy = {"freematch": [0.80, 0.90, 0.70], "freematch_interplay": [0.85, 0.90, 0.65]}
     for variant, values in accuracy.items():

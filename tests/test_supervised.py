@@ -7,10 +7,11 @@ import numpy as np
 import optax
 import pytest
 
+from interplay.trainers import supervised
+from interplay.trainers.configs.supervised import get_config
+from interplay.trainers.core import checkpoints, logs
+from interplay.trainers.data import pipeline
 from tests import reference, resume
-from trainers import checkpoints, metrics, supervised
-from trainers.configs.supervised import get_config
-from trainers.data import pipeline
 
 TRAIN_KEYS = {
     f"train/{k}"
@@ -61,13 +62,13 @@ def tiny(data_dir, **overrides):
 
 def test_short_run_writes_metrics_checkpoints_and_plot(tmp_path, data_dir):
     last = supervised.train_and_evaluate(tiny(data_dir, num_devices=1), tmp_path)
-    records = metrics.read(tmp_path / "metrics.jsonl")
+    records = logs.read(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 10, 20, 30, 40]  # log rows every 10
     assert set(records[0]) == {"step", "time"} | EVAL_KEYS  # at initialization
     assert set(records[1]) == {"step", "time"} | TRAIN_KEYS
-    assert all(set(r) == KEYS for r in metrics.evals(records[1:]))
-    assert [r["step"] for r in metrics.evals(records)] == [0, 20, 40]
-    evals = metrics.evals(records)
+    assert all(set(r) == KEYS for r in logs.evals(records[1:]))
+    assert [r["step"] for r in logs.evals(records)] == [0, 20, 40]
+    evals = logs.evals(records)
     assert evals[-1]["eval/accuracy"] > evals[0]["eval/accuracy"]
     lr = [r["train/learning_rate"] for r in records[1:]]
     assert lr == sorted(lr, reverse=True) and lr[0] < 0.03  # cosine decay, logged
@@ -95,8 +96,8 @@ def test_eight_devices_match_one_device(tmp_path, data_dir):
     supervised.train_and_evaluate(one, tmp_path / "one")
     supervised.train_and_evaluate(eight, tmp_path / "eight")
     a, b = (
-        metrics.evals(metrics.read(tmp_path / "one/metrics.jsonl")),
-        metrics.evals(metrics.read(tmp_path / "eight/metrics.jsonl")),
+        logs.evals(logs.read(tmp_path / "one/metrics.jsonl")),
+        logs.evals(logs.read(tmp_path / "eight/metrics.jsonl")),
     )
     for ra, rb in zip(a, b, strict=True):
         keys = ("eval/loss", "eval/accuracy", "eval/batch_mir", "eval/batch_hdr", "eval/nc1")
@@ -137,9 +138,9 @@ def _command(workdir, data_dir):
     return [
         sys.executable,
         "-m",
-        "trainers.supervised",
+        "interplay.trainers.supervised",
         "--config",
-        "trainers/configs/supervised.py:digits",
+        "interplay/trainers/configs/supervised.py:digits",
         "--workdir",
         str(workdir),
         "--config.model=mlp",
@@ -154,7 +155,7 @@ def _command(workdir, data_dir):
 def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
     full, resumed = resume.full_and_resumed(lambda d: _command(d, data_dir), tmp_path, 200)
     assert [r["step"] for r in resumed] == [r["step"] for r in full]  # none duplicated or missing
-    assert [r["step"] for r in metrics.evals(resumed)] == list(range(0, 601, 50))
+    assert [r["step"] for r in logs.evals(resumed)] == list(range(0, 601, 50))
     for key in KEYS - {"time", "train/steps_per_sec"}:
         assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-6, abs=1e-7), key
     times = [r["time"] for r in resumed]
@@ -163,7 +164,7 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
 
 
 def test_sweep_over_seeds_and_variants(tmp_path, data_dir):
-    from trainers import sweep
+    from interplay.trainers.studies import sweep
 
     variants = sweep.parse_variants('plain:;ls:label_smoothing=0.2,model="mlp"')
     assert variants == {"plain": {}, "ls": {"label_smoothing": 0.2, "model": "mlp"}}
@@ -178,7 +179,7 @@ def test_sweep_over_seeds_and_variants(tmp_path, data_dir):
 
 
 def test_sweep_validates_every_variant_before_training(tmp_path, data_dir):
-    from trainers import sweep
+    from interplay.trainers.studies import sweep
 
     base = tiny(data_dir, num_devices=1)
     for variants, match in (

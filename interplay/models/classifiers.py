@@ -1,0 +1,64 @@
+"""Small classifiers for the embedded datasets, the head accessor and the model registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def head(params) -> jax.Array:
+    """Class vectors of the Dense layer named `head` as rows: `kernel.T`, `(C, d)`.
+
+    Works on stacked params too (`(K, d, C)` kernels give `(K, C, d)`).
+    """
+    return jnp.swapaxes(params["head"]["kernel"], -1, -2)
+
+
+class MLP(nn.Module):
+    """ReLU MLP on flattened inputs; features are the last hidden layer."""
+
+    num_classes: int
+    widths: Sequence[int] = (256, 128)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        x = x.reshape(x.shape[0], -1)
+        for width in self.widths:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.num_classes, name="head")(x), x
+
+
+class SmallCNN(nn.Module):
+    """Two conv–BN–ReLU stages, global average pooling, a Dense feature layer."""
+
+    num_classes: int
+    channels: Sequence[int] = (32, 64)
+    features_dim: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        for c in self.channels:
+            x = nn.Conv(c, (3, 3), use_bias=False)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+        x = jnp.mean(x, axis=(1, 2))
+        features = nn.relu(nn.Dense(self.features_dim)(x))
+        return nn.Dense(self.num_classes, name="head")(features), features
+
+
+def get_model(name: str, num_classes: int) -> nn.Module:
+    """Model by name: `mlp`, `small_cnn`, `resnet18`, `wrn28_2`, `wrn28_8`."""
+    from interplay.models.resnet import ResNet18, WideResNet
+
+    registry = {
+        "mlp": lambda: MLP(num_classes),
+        "small_cnn": lambda: SmallCNN(num_classes),
+        "resnet18": lambda: ResNet18(num_classes),
+        "wrn28_2": lambda: WideResNet(num_classes, depth=28, widen_factor=2),
+        "wrn28_8": lambda: WideResNet(num_classes, depth=28, widen_factor=8),
+    }
+    if name not in registry:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(registry)}.")
+    return registry[name]()

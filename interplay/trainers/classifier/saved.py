@@ -1,0 +1,69 @@
+"""A supervised classifier run read back from its workdir: config, parts, checkpoints.
+
+The checkpoint analysis and the cross-modal encoder read runs of
+`interplay.trainers.supervised` through `SavedRun`: the config from
+`config.json`, the classifier's parts rebuilt from it, and every completed Orbax
+checkpoint restored against the abstract state of `parts.supervised_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+
+from interplay.trainers.classifier import evaluators, parts
+from interplay.trainers.configs import supervised as supervised_config
+from interplay.trainers.core import checkpoints
+
+Variables = dict  # {"params": …, "batch_stats": …}, optionally stacked along a leading axis
+
+
+class SavedRun:
+    """A supervised run's config, classifier parts and completed checkpoints.
+
+    Raises:
+      ValueError: `workdir` has no `checkpoints/`, no `config.json` or no
+        completed checkpoint.
+    """
+
+    def __init__(self, workdir: str | pathlib.Path):
+        self.workdir = pathlib.Path(workdir)
+        ckpt_dir = self.workdir / "checkpoints"
+        if not ckpt_dir.is_dir():
+            raise ValueError(f"{ckpt_dir} does not exist: no checkpoints to analyze.")
+        config_path = self.workdir / "config.json"
+        if not config_path.exists():
+            raise ValueError(
+                f"{config_path} is missing: "
+                f"was {self.workdir} written by interplay.trainers.supervised?"
+            )
+        self.config = supervised_config.get_config()
+        self.config.update(json.loads(config_path.read_text()))
+        self.classifier = parts.Classifier.create(self.config)
+        self.spec, self.model = self.classifier.spec, self.classifier.model
+        self.manager = checkpoints.manager(ckpt_dir, read_only=True)
+        self.steps = sorted(self.manager.all_steps())
+        if not self.steps:
+            raise ValueError(f"{ckpt_dir} holds no completed checkpoint.")
+        self.abstract = jax.eval_shape(parts.supervised_state, self.classifier)
+
+    def source(self, split: str):
+        return self.classifier.source(split)
+
+    def test_evaluator(self) -> evaluators.Evaluator:
+        """The trainer's evaluator: the run's test split with its eval settings."""
+        return self.classifier.test_evaluators()["eval"]
+
+    def variables(self, step: int) -> Variables | None:
+        """Params and batch stats at `step`, or None (with a message) if unreadable."""
+        try:
+            state, _ = checkpoints.restore(self.manager, step, self.abstract)
+        except Exception as e:  # noqa: BLE001  (any corruption: report and skip)
+            print(
+                f"skipping unreadable checkpoint at step {step}: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:300] if str(e) else ''}"
+            )
+            return None
+        return state.variables

@@ -1,0 +1,42 @@
+"""Few-shot cross-modal prompt tuning with paper [B]'s CMA loss.
+
+    python -m interplay.trainers.cross_modal \
+        --config interplay/trainers/configs/cross_modal.py:digits --workdir DIR
+
+`digits` builds its two-modality stand-in offline (see `interplay.trainers.cross_modal`);
+`--config.features=FILE.npz` reads features exported from any CLIP instead.
+"""
+
+import ml_collections
+
+from interplay.trainers import configs
+
+PRESETS = {"digits": "digits CNN features × class-mean images through a frozen MLP (offline)"}
+
+#: Fields that may change when a run continues in the same workdir.
+RESUMABLE = ("num_steps", "eval_every", "checkpoint_every", "log_every", "data_dir")
+
+
+def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
+    configs.parse(arg, PRESETS)
+    c = ml_collections.ConfigDict()
+    c.features = configs.placeholder(str)  # .npz; None: the digits stand-in, built in data_dir
+    c.data_dir = configs.placeholder(str)  # TFDS default when None
+    c.encoder_steps = 300  # training steps of the digits CNN that gives the image features
+    c.shots = 16  # labeled examples per class, drawn from the train split by seed
+    c.seed = 0  # the few-shot subset and the batch order
+    c.projection_seed = 0  # the frozen text-side projection (the same for every seed)
+
+    # CoOp's optimizer: SGD, momentum 0.9, lr 0.002 cosine, batch 32; CLIP's logit scale.
+    c.batch_size = 32  # min(batch_size, C · shots) per step
+    c.learning_rate = 0.002
+    c.momentum = 0.9
+    c.num_steps = 500
+    c.logit_scale = 100.0
+    c.cma_weight = 0.0  # λ in (1 − λ)·CE + λ·L_cma
+
+    c.eval_every = 100
+    c.checkpoint_every = 500
+    c.log_every = 50
+    c.lock()
+    return c
