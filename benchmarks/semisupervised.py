@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from interplay.trainers import semisupervised
+from interplay.trainers.classifier import parts
 from interplay.trainers.configs.semisupervised import get_config
 
 
@@ -34,11 +35,11 @@ def main() -> None:
         config.update(algorithm=args.algorithm, mu=args.mu, batch_size=args.batch_size)
         config.update(mi_weight=weight, hdr_weight=weight, num_devices=1)
         split = semisupervised.Split(np.arange(40), np.arange(0), np.arange(40, 1437))
-        run = semisupervised.Run(config, split)
-        steps[name] = jax.jit(run.step)
+        classifier = parts.Classifier.create(config)
+        steps[name] = jax.jit(semisupervised.make_step(classifier))
         if state is None:
-            state = run.init()
-            batch = jax.device_put(run.train_dataset()[0])
+            state = semisupervised.init_state(classifier)
+            batch = jax.device_put(semisupervised.train_dataset(classifier, split)[0])
     times = {name: [] for name in steps}
     for step in steps.values():
         jax.block_until_ready(step(state, batch))  # compile

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interplay.trainers import data, semisupervised
-from interplay.trainers.classifier import augment, pseudo_labels
+from interplay.trainers.classifier import augment, parts, pseudo_labels
 from interplay.trainers.configs.semisupervised import get_config
 from interplay.trainers.core import checkpoints, logs
 from tests import resume
@@ -160,7 +160,9 @@ def test_short_run_logs_pseudo_labels_interplay_and_checkpoints_thresholds(
     assert all(0 <= r["train/mask_rate"] <= 1 for r in rows)
     assert all(np.isnan(a) or 0 <= a <= 1 for a in (r["train/pseudo_accuracy"] for r in rows))
     mngr = checkpoints.manager(tmp_path / "checkpoints", read_only=True)
-    state, _ = checkpoints.restore(mngr, 20, semisupervised.Run(config, _split(config)).init())
+    state, _ = checkpoints.restore(
+        mngr, 20, semisupervised.init_state(parts.Classifier.create(config))
+    )
     if algorithm == "freematch":  # the EMA moved away from 1/C and was checkpointed
         assert float(state.thresholds.global_threshold) != pytest.approx(0.1)
         assert float(state.thresholds.global_threshold) == pytest.approx(

@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from interplay.trainers import supervised
+from interplay.trainers.classifier import parts
 from interplay.trainers.configs.supervised import get_config
 from interplay.trainers.core import checkpoints, logs
 from interplay.trainers.data import pipeline
@@ -192,11 +193,11 @@ def test_sweep_validates_every_variant_before_training(tmp_path, data_dir):
 
 
 def test_temperature_divides_the_logits_of_the_loss(data_dir):
-    run = supervised.Run(tiny(data_dir, temperature=3.0))
-    state = run.init()
-    batch = next(iter(pipeline.eval_batches(run.source("test"), run.spec, 40)))
-    loss, _ = run.loss(state.params, state, batch)
-    (logits, _), _ = run.model.apply(
+    classifier = parts.Classifier.create(tiny(data_dir, temperature=3.0))
+    state = parts.supervised_state(classifier)
+    batch = next(iter(pipeline.eval_batches(classifier.source("test"), classifier.spec, 40)))
+    loss, _ = classifier.loss(state.params, state, batch)
+    (logits, _), _ = classifier.model.apply(
         state.variables, batch["image"], train=True, mutable=["batch_stats"]
     )
     expected = optax.softmax_cross_entropy_with_integer_labels(logits / 3.0, batch["label"])

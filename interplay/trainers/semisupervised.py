@@ -260,6 +260,18 @@ def split_evaluators(classifier: parts.Classifier, split: Split, sharding=None) 
     return splits
 
 
+def make_step(classifier: parts.Classifier):
+    """`(state, batch) → (state, metrics)`: one step of `loss_fn` with this run's settings."""
+    loss = functools.partial(
+        loss_fn,
+        model=classifier.model,
+        config=classifier.config,
+        seed=classifier.data_seed,
+        flip=classifier.spec.augment,
+    )
+    return functools.partial(train_step, loss_fn=loss)
+
+
 def init_state(classifier: parts.Classifier) -> SemiSupervisedState:
     """The state at step 0: the classifier's variables, SGD, FreeMatch's initial thresholds."""
     tx = parts.make_optimizer(classifier.config, learning_rate_schedule(classifier.config))
@@ -296,20 +308,13 @@ def experiment(config: ml_collections.ConfigDict, split: Split) -> loop.Experime
     validation indices) is written into the workdir.
     """
     classifier = parts.Classifier.create(config)
-    loss = functools.partial(
-        loss_fn,
-        model=classifier.model,
-        config=config,
-        seed=classifier.data_seed,
-        flip=classifier.spec.augment,
-    )
     name = f"{config.dataset}/{config.algorithm}"
     pools = {k: v.tolist() for k, v in dataclasses.asdict(split).items() if k != "unlabeled"}
     base = parts.experiment(
         classifier,
         name=name,
         init=lambda: init_state(classifier),
-        step=functools.partial(train_step, loss_fn=loss),
+        step=make_step(classifier),
         train_dataset=train_dataset(classifier, split),
         evaluators=lambda sharding: split_evaluators(classifier, split, sharding),
         schedule=learning_rate_schedule(config),
