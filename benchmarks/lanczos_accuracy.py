@@ -1,4 +1,4 @@
-"""Lanczos error in MIR against the exact dual, by probes, steps and deflation (issue 13 §4).
+"""Lanczos error in MIR against the exact dual, by probes, steps and deflation.
 
     .venv/bin/python benchmarks/lanczos_accuracy.py [--keys 20] [--json FILE] [--default-only]
 

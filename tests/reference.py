@@ -41,7 +41,7 @@ def interplay(features, labels, head):
 
 
 def nc_mir(c):
-    """PAPER.md's closed form."""
+    """The closed form at Neural Collapse (docs/papers.md)."""
     return 1 / (c - 1) + (c - 2) * np.log(c - 2) / ((c - 1) * np.log(c - 1))
 
 

@@ -1,4 +1,4 @@
-"""Values against closed forms and PAPER.md's Neural-Collapse numbers."""
+"""Values against closed forms and the papers' Neural-Collapse numbers (docs/papers.md)."""
 
 import jax
 import jax.numpy as jnp

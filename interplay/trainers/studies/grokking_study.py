@@ -24,7 +24,7 @@ from absl import app, flags
 from interplay.trainers import grokking
 from interplay.trainers.core import logs, plots
 
-#: What the papers report for the default task (PAPER.md).
+#: What the papers report for the default task (docs/papers.md).
 PAPER = {
     "mir_early": "MIR 0.47 → 0.62 by 10³",
     "hdr_spike": "HDR spikes ≈ 0.08 → 0.49 at the jump",
