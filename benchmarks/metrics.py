@@ -236,7 +236,7 @@ def bench_lanczos(n: int, exact: bool = False) -> None:
         static_argnames=("num_probes", "num_matvecs", "num_deflate"),
     )
     args = (stats, g, jax.random.key(6))
-    old = dict(num_probes=32, num_matvecs=64, num_deflate=0)  # the default before the accuracy study
+    old = dict(num_probes=32, num_matvecs=64, num_deflate=0)  # the default before
     times, results = {}, {}
     for name, kwargs in (("old", old), ("default", {})):
         jax.block_until_ready(lanczos(*args, **kwargs))

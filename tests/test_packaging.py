@@ -1,4 +1,4 @@
-"""The wheel holds every subpackage and its trainer runs from outside the checkout."""
+"""The wheel installs one root, `interplay`, whose trainer runs anywhere, beside any `models/`."""
 
 import os
 import pathlib
@@ -28,16 +28,14 @@ def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path)
     )
     (wheel,) = (tmp_path / "dist").glob("interplay-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    sources = {
-        str(p.relative_to(ROOT))
-        for package in ("infotheory", "models", "trainers")
-        for p in (ROOT / package).rglob("*.py")
-    }
+    sources = {str(p.relative_to(ROOT)) for p in (ROOT / "interplay").rglob("*.py")}
     assert {
         "interplay/trainers/data/__init__.py",
         "interplay/trainers/configs/supervised.py",
     } <= sources
     assert sources <= names, sorted(sources - names)
+    roots = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert roots == {"interplay"}  # nothing that a user's own package could shadow or be
 
     site = tmp_path / "site"  # the wheel alone; its dependencies come from this environment
     subprocess.run(
@@ -55,15 +53,17 @@ def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path)
         check=True,
         capture_output=True,
     )
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
+    outside = tmp_path / "elsewhere"  # a user's project with packages of the common names
+    for package in ("models", "trainers", "infotheory"):
+        (outside / package).mkdir(parents=True)
+        (outside / package / "__init__.py").write_text(f'raise ImportError("user\'s {package}")')
     env = {
         **os.environ,
         "PYTHONPATH": str(site),
         "JAX_NUM_CPU_DEVICES": "1",
         "TFDS_DATA_DIR": str(tmp_path / "tfds"),
     }
-    config = site / "trainers" / "configs" / "supervised.py"
+    config = site / "interplay" / "trainers" / "configs" / "supervised.py"
     done = subprocess.run(
         [
             sys.executable,
@@ -95,3 +95,11 @@ def test_wheel_installs_every_subpackage_and_runs_outside_the_checkout(tmp_path)
         check=True,
     )
     assert where.stdout.startswith(str(site))
+    shadowed = subprocess.run(  # the trap is live: from there, `models` is the user's
+        [sys.executable, "-c", "import models"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "ImportError: user's models" in shadowed.stderr

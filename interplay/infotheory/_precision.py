@@ -2,9 +2,8 @@
 
 JAX multiplies float32 matrices at reduced precision by default on accelerators: TF32
 (a 10-bit mantissa) on recent NVIDIA GPUs, one bfloat16 pass on TPUs. The metrics inherit
-it: on an H200, `interplay` at n = 4 096 was off from float64 by 2.7e-4 in MIR at the
-default and by 2.7e-6 at "highest", in the same time (`benchmarks/metrics.py --precision`).
-So every public function of the library traces its own matrix products at
+it (`benchmarks/metrics.py --precision` measures by how much, docs/benchmarks.md). So
+every public function of the library traces its own matrix products at
 `MATMUL_PRECISION`; the caller's operations, a model's included, keep theirs.
 """
 

@@ -50,6 +50,9 @@ class ClassMoments(NamedTuple):
 
 
 class CollapseMetrics(NamedTuple):
+    """NC1–NC3 as in the module docstring: `nc1 = tr(Σ_W Σ_B^†) / C`, the NC2 variants,
+    `nc3 = ‖W/‖W‖_F − M/‖M‖_F‖_F` and `nc3_squared = nc3²`; each → 0 at collapse."""
+
     nc1: jax.Array
     nc2_etf: jax.Array
     nc2_equinorm: jax.Array
@@ -60,6 +63,11 @@ class CollapseMetrics(NamedTuple):
 
 
 def init_moments(num_classes: int, dim: int, dtype=jnp.float32) -> ClassMoments:
+    """Empty moments: `counts = 0`, `anchors = sums = 0 (C, d)`, `within = 0 (d, d)`.
+
+    >>> init_moments(3, 2).sums.shape
+    (3, 2)
+    """
     zeros = jnp.zeros((num_classes, dim), dtype)
     return ClassMoments(
         jnp.zeros((num_classes,), dtype), zeros, zeros, jnp.zeros((dim, dim), dtype)
@@ -117,7 +125,18 @@ def update_moments(
 
 @full_precision
 def merge_moments(a: ClassMoments, b: ClassMoments) -> ClassMoments:
-    """Moments of the union of two disjoint sets of samples (e.g. two hosts' shards)."""
+    """Moments of the union of two disjoint sets of samples (e.g. two hosts' shards).
+
+    Counts add; `b`'s sums are re-anchored on `a`'s anchors,
+    `sums = a.sums + b.sums + n_b·(anchor_b − anchor_a)`, and the within-class
+    scatters pool with the between-halves term of each class.
+
+    >>> z, y = jnp.arange(12.0).reshape(6, 2), jnp.array([0, 1, 0, 1, 0, 1])
+    >>> one = update_moments(init_moments(2, 2), z, y)
+    >>> a, b = (update_moments(init_moments(2, 2), z[s], y[s]) for s in (slice(3), slice(3, 6)))
+    >>> bool(jnp.allclose(class_means(merge_moments(a, b)), class_means(one)))
+    True
+    """
     anchors = jnp.where((a.counts > 0)[:, None], a.anchors, b.anchors)
     sums = b.sums + b.counts[:, None] * (b.anchors - anchors)  # b re-anchored: a difference
     return _pool(a, b.counts, anchors, sums, b.within)  # of two samples of one class
@@ -139,7 +158,16 @@ def _centred(m: ClassMoments) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 @full_precision
 def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
-    """NC1–NC3 (every named variant) from accumulated moments and the `(C, d)` head."""
+    """NC1–NC3 (every named variant) from accumulated moments and the `(C, d)` head.
+
+    Formulas in the module docstring; e.g. `nc1 = tr(Σ_W Σ_B^†) / C`, 0 when every
+    sample sits on its class mean:
+
+    >>> z = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> m = update_moments(init_moments(2, 2), z, jnp.array([0, 0, 1, 1]))
+    >>> float(measure_collapse(m, jnp.eye(2)).nc1)
+    0.0
+    """
     present, _, centred = _centred(m)
     c = present.sum()
     centred = centred * present[:, None]

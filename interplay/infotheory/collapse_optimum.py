@@ -30,7 +30,13 @@ def _check_classes(num_classes) -> None:
 
 
 def etf_gram(num_classes: int) -> jax.Array:
-    """`ℰ(−1/(C−1))`: ones on the diagonal, `−1/(C−1)` off it."""
+    """`ℰ(−1/(C−1)) = (C·I − 11ᵀ) / (C − 1)`: ones on the diagonal, `−1/(C−1)` off it.
+
+    >>> etf_gram(3)
+    Array([[ 1. , -0.5, -0.5],
+           [-0.5,  1. , -0.5],
+           [-0.5, -0.5,  1. ]], dtype=float32)
+    """
     _check_classes(num_classes)
     c = num_classes
     return (c * jnp.eye(c) - jnp.ones((c, c))) / (c - 1)

@@ -48,11 +48,9 @@ def dataset_interplay(
     Error: `"exact"` is exact up to float round-off. A `"lanczos"` estimate
     (`spectral.entropy_lanczos`) returns its stated error as `mi_stderr`: the
     probes' standard error and the half-width of the Gauss / Gauss–Radau
-    bracket around every quadrature, `√(s² + h²)`. With the defaults, the error
-    in MIR measured against the exact dual on four cases of dC = 6 144 and
-    12 288 (`benchmarks/lanczos_accuracy.py`, 20 keys) is 0.35e-3 to 1.5e-3
-    rms, and within twice the stated error on 90–100 % of keys (README, "How it
-    is computed").
+    bracket around every quadrature, `√(s² + h²)`. How close the defaults come
+    to the exact dual is measured by `benchmarks/lanczos_accuracy.py`
+    (docs/lanczos_accuracy.md).
 
     Args:
       batches: iterable of `(features (b, d), labels (b,))`; may be sharded.

@@ -38,7 +38,8 @@ from interplay.infotheory.spectral import entropy_lanczos, psd_sqrt
 
 
 class LabelledFeatures(NamedTuple):
-    """Unit features `(n, d)` sorted by class, their labels `(n,)` and class counts `(C,)`."""
+    """Unit features `ẑᵢ = zᵢ / ‖zᵢ‖` `(n, d)` sorted by class, their labels `(n,)` and
+    class counts `n_c = #{i : yᵢ = c}` `(C,)`."""
 
     features: jax.Array
     labels: jax.Array
@@ -46,7 +47,13 @@ class LabelledFeatures(NamedTuple):
 
 
 def keep(features: jax.Array, labels: jax.Array, num_classes: int) -> LabelledFeatures:
-    """`LabelledFeatures` of a split (rows normalized, then sorted by label)."""
+    """`LabelledFeatures` of a split: rows `ẑᵢ = zᵢ / ‖zᵢ‖`, then sorted by label.
+
+    >>> kept = keep(jnp.array([[3.0, 4.0], [1.0, 0.0]]), jnp.array([1, 0]), 2)
+    >>> kept.features, kept.labels, kept.counts
+    (Array([[1. , 0. ],
+           [0.6, 0.8]], dtype=float32), Array([0, 1], dtype=int32), Array([1., 1.], dtype=float32))
+    """
     order = jnp.argsort(labels, stable=True)
     counts = jnp.bincount(labels, length=num_classes).astype(features.dtype)
     return LabelledFeatures(normalize(features)[order], labels[order], counts)

@@ -71,7 +71,7 @@ def matrix_entropy(k: ArrayLike, alpha: float = 1.0) -> jax.Array:
 
 
 def row_density(x: jax.Array) -> jax.Array:
-    """`ρ` of `X Xᵀ` as the smaller of `X Xᵀ / tr` and its dual `Xᵀ X / tr`.
+    """`ρ = X Xᵀ / tr(X Xᵀ)`, or its dual `Xᵀ X / tr(Xᵀ X)` when that is smaller.
 
     Both have the same nonzero spectrum, so entropies agree; when `d < n` the
     `(d, d)` dual is used and `(n, n)` is never formed.

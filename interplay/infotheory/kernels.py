@@ -11,7 +11,11 @@ from interplay.infotheory._precision import full_precision
 
 
 def as_float(x: ArrayLike) -> jax.Array:
-    """`x` as an array of at least float32 precision (bf16/fp16/ints → float32)."""
+    """`x` as an array of at least float32 precision (bf16/fp16/ints → float32).
+
+    >>> as_float(jnp.ones(2, jnp.bfloat16)).dtype, as_float(jnp.ones(2, jnp.int32)).dtype
+    (dtype('float32'), dtype('float32'))
+    """
     x = jnp.asarray(x)
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 

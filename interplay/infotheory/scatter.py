@@ -37,8 +37,8 @@ from interplay.infotheory.kernels import as_float, gram, normalize
 from interplay.infotheory.results import Interplay
 from interplay.infotheory.spectral import entropy_lanczos, psd_sqrt
 
-#: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes
-#: (about 10 s for one eigh of this size on 2 CPU cores).
+#: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes (its time on
+#: a CPU and a GPU: `benchmarks/exact_dual.py`, docs/benchmarks.md).
 EXACT_MAX_DIM = 6144
 
 
@@ -50,7 +50,12 @@ class ClassScatter(NamedTuple):
 
 
 def init(num_classes: int, dim: int, dtype: jnp.dtype = jnp.float32) -> ClassScatter:
-    """Empty statistics for `num_classes` classes of `dim`-dimensional features."""
+    """Empty statistics for `num_classes` classes of `dim`-dimensional features:
+    `counts = 0 (C,)`, `sums = 0 (C, d)`, `scatter S_c = 0 (C, d, d)`.
+
+    >>> init(10, 4).scatter.shape
+    (10, 4, 4)
+    """
     if not (isinstance(num_classes, int) and isinstance(dim, int) and num_classes > 0 and dim > 0):
         raise ValueError(
             f"num_classes and dim must be positive integers, got {num_classes}, {dim}."
@@ -105,8 +110,8 @@ def add_class_sums(
     adds one `(K, d)ᵀ(K, d)` product to its class in place, `O((n + C·K)·d²)`
     flops against the one-hot contraction's `n·C·d²`. The contraction is kept
     where it is not dearer (`n·C ≤ 2·(n + C·K)`) and on other backends, where
-    one large product beats a loop of small ones (the loop was 16–28× slower on
-    an H100 at C = 10 and 100, `benchmarks/metrics.py` [5]). On a batch sharded
+    one large product beats a loop of small ones (`benchmarks/metrics.py` [5]
+    times both, docs/benchmarks.md). On a batch sharded
     along its samples, each device sums its own rows (`shard_map`) and the sums
     are all-reduced.
     """
@@ -161,7 +166,15 @@ def _add_windows(sums, z, labels, window: int) -> jax.Array:
 
 
 def merge(a: ClassScatter, b: ClassScatter) -> ClassScatter:
-    """Statistics of the union of two disjoint sets of samples."""
+    """Statistics of the union of two disjoint sets of samples: `S_c = S_c^a + S_c^b`,
+    counts and sums add likewise.
+
+    >>> z, y = jnp.eye(4), jnp.array([0, 1, 0, 1])
+    >>> whole = update(init(2, 4), z, y)
+    >>> halves = merge(update(init(2, 4), z[:2], y[:2]), update(init(2, 4), z[2:], y[2:]))
+    >>> bool(jnp.allclose(halves.scatter, whole.scatter))
+    True
+    """
     return jax.tree.map(jnp.add, a, b)
 
 
@@ -232,7 +245,11 @@ def features_entropy(stats: ClassScatter) -> jax.Array:
 
 
 def choose_method(dim: int, num_classes: int) -> str:
-    """`"exact"` when the `(dC, dC)` dual has `dC ≤ EXACT_MAX_DIM`, else `"lanczos"`."""
+    """`"exact"` when the `(dC, dC)` dual has `dC ≤ EXACT_MAX_DIM`, else `"lanczos"`.
+
+    >>> choose_method(64, 10), choose_method(512, 1000)
+    ('exact', 'lanczos')
+    """
     return "exact" if dim * num_classes <= EXACT_MAX_DIM else "lanczos"
 
 

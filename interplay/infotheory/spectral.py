@@ -13,11 +13,9 @@ the batch (`jax.custom_batching.sequential_vmap`), so LAPACK never receives a
 batch: jaxlib splits a batched LAPACK call into tasks on the intra-op thread
 pool and blocks a pool thread until they finish; two such calls running at once
 on a 2-core machine hold both pool threads and wait forever (seen vmapping
-analysis over checkpoints, and reported by others for vmap graphs). A loop costs
-nothing measurable there for the small matrices of these metrics. On other
-backends (`jax.lax.platform_dependent`) the batch goes to the batched solver: a
-loop launches one small kernel after another, which made the Lanczos estimate's
-brackets the larger part of its time on an H100.
+analysis over checkpoints, and reported by others for vmap graphs). On other
+backends (`jax.lax.platform_dependent`) the batch goes to the batched solver,
+since a loop launches one small kernel after another (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -97,7 +95,12 @@ _eigh = _looped_on_cpu(jnp.linalg.eigh)
 
 
 def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`jnp.linalg.eigh` (ascending eigenvalues, eigenvectors as columns), looped on CPU."""
+    """`m = U diag(λ) Uᵀ`: `jnp.linalg.eigh` (ascending λ, eigenvectors as columns of U),
+    looped on CPU under vmap.
+
+    >>> eigh(jnp.array([[2.0, 1.0], [1.0, 2.0]]))[0].round(4)
+    Array([1., 3.], dtype=float32)
+    """
     return _eigh(m)
 
 
@@ -112,11 +115,14 @@ _eigvalsh = _looped_on_cpu(jnp.linalg.eigvalsh, cpu=_eigvalsh_tridiagonal)
 
 
 def eigvalsh(m: jax.Array) -> jax.Array:
-    """Eigenvalues of symmetric `m`.
+    """Eigenvalues `λ` of symmetric `m = U diag(λ) Uᵀ`, ascending.
+
+    >>> eigvalsh(jnp.array([[2.0, 1.0], [1.0, 2.0]])).round(4)
+    Array([1., 3.], dtype=float32)
 
     On CPU by Householder tridiagonalization and bisection, which skips the
-    eigenvectors that `jnp.linalg.eigvalsh` forms anyway (2.6× faster at
-    1024 × 1024 on 2 cores), a loop under vmap; on other backends
+    eigenvectors that `jnp.linalg.eigvalsh` forms anyway, a loop under vmap; on
+    other backends
     `jnp.linalg.eigvalsh`.
     """
     if m.shape[-1] < 2:

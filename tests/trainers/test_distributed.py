@@ -15,7 +15,7 @@ import pytest
 from interplay.trainers.core import logs
 from tests import reference
 
-ROOT = os.path.dirname(os.path.dirname(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 ARGS = (
     "--config.model=mlp",
     "--config.num_steps=40",

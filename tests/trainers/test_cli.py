@@ -13,7 +13,7 @@ from interplay.trainers.classifier.saved import SavedRun
 from interplay.trainers.configs.supervised import get_config
 from interplay.trainers.core import logs
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")

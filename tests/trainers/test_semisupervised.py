@@ -17,7 +17,7 @@ from interplay.trainers.configs.semisupervised import get_config
 from interplay.trainers.core import checkpoints, logs
 from tests import resume
 
-ROOT = os.path.dirname(os.path.dirname(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
 @pytest.fixture(scope="module")
