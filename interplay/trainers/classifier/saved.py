@@ -47,7 +47,7 @@ class SavedRun:
         self.steps = sorted(self.manager.all_steps())
         if not self.steps:
             raise ValueError(f"{ckpt_dir} holds no completed checkpoint.")
-        self.abstract = jax.eval_shape(parts.supervised_state, self.classifier)
+        self.abstract = jax.eval_shape(lambda: parts.supervised_state(self.classifier))
 
     def source(self, split: str):
         return self.classifier.source(split)
