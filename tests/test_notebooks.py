@@ -31,8 +31,8 @@ def test_notebook_executes(path, tmp_path):
         "TFDS_DATA_DIR": str(tmp_path / "tfds"),
         "PYTHONPATH": str(ROOT),
     }
-    # A guard against a hung kernel, not a speed test: the grokking notebook took 430 s on a
-    # fresh 2-core machine with the compilation cache and ran past 600 s without it.
+    # A guard against a hung kernel, not a speed test: the grokking notebook's cell has taken
+    # over 600 s on a busy 2-core machine (the tests share no compilation cache).
     client = NotebookClient(
         nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
     )
