@@ -29,7 +29,7 @@ demo: venv
 	$(PY) -m interplay.trainers.supervised --config interplay/trainers/configs/supervised.py:digits --workdir demo_out/digits
 
 test: venv
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: venv
 	$(PY) benchmarks/metrics.py

@@ -1,5 +1,5 @@
 """Test setup: 8 fake CPU devices (set before JAX is imported), no persistent compilation
-cache, and the hypothesis profile."""
+cache, the hypothesis profile, and one TFDS data directory per test process."""
 
 import os
 
@@ -11,9 +11,16 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # docs/testing.md). Without it that code never runs; the price is compiling each step anew.
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "interplay", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("interplay")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> str:
+    """TFDS data directory shared by the tests of a process: each dataset is built once."""
+    return str(tmp_path_factory.mktemp("tfds"))

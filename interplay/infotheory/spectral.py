@@ -111,7 +111,18 @@ def psd_pinv(m: jax.Array) -> jax.Array:
     return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
 
 
-_eigvalsh = _looped_on_cpu(jnp.linalg.eigvalsh, cpu=_eigvalsh_tridiagonal)
+# On CPU, smaller matrices go to LAPACK: bisection saves under a millisecond per call there
+# and costs about a second more to compile (docs/benchmarks.md).
+TRIDIAGONAL_MIN_DIM = 512
+
+
+def _eigvalsh_cpu(m: jax.Array) -> jax.Array:
+    if m.shape[-1] < TRIDIAGONAL_MIN_DIM:
+        return jnp.linalg.eigvalsh(m)
+    return _eigvalsh_tridiagonal(m)
+
+
+_eigvalsh = _looped_on_cpu(jnp.linalg.eigvalsh, cpu=_eigvalsh_cpu)
 
 
 def eigvalsh(m: jax.Array) -> jax.Array:
@@ -120,10 +131,9 @@ def eigvalsh(m: jax.Array) -> jax.Array:
     >>> eigvalsh(jnp.array([[2.0, 1.0], [1.0, 2.0]])).round(4)
     Array([1., 3.], dtype=float32)
 
-    On CPU by Householder tridiagonalization and bisection, which skips the
-    eigenvectors that `jnp.linalg.eigvalsh` forms anyway, a loop under vmap; on
-    other backends
-    `jnp.linalg.eigvalsh`.
+    On CPU from `TRIDIAGONAL_MIN_DIM` up by Householder tridiagonalization and
+    bisection, which skips the eigenvectors that `jnp.linalg.eigvalsh` forms anyway;
+    a loop under vmap. Smaller on CPU, and on other backends, `jnp.linalg.eigvalsh`.
     """
     if m.shape[-1] < 2:
         return jnp.linalg.eigvalsh(m)

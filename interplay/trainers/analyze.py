@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +57,8 @@ def trajectory(run: SavedRun, chunk: int = 8) -> list[dict]:
         loaded = [(s, v) for s, v in loaded if v is not None]
         if loaded:
             steps, variables = zip(*loaded, strict=True)
-            records += _records(evaluator.evaluate_stacked(stack(list(variables))), steps, "step")
+            values = evaluator.evaluate_stacked(stack(list(variables)), chunk)
+            records += _records(values, steps, "step")
     if not records:
         raise ValueError(f"no readable checkpoint in {run.workdir / 'checkpoints'}.")
     for r in records:
@@ -168,25 +170,44 @@ def magnitude_masks(params, sparsity: float):
     return jax.tree.unflatten(treedef, masks)
 
 
-def finetune(run: SavedRun, variables: Variables, mask, steps: int) -> Variables:
-    """`steps` SGD steps (momentum, lr/10) of the run's loss on gradients masked by `mask`.
+class _MaskState(NamedTuple):
+    mask: object
+
+
+def _keep_masked() -> optax.GradientTransformation:
+    """Updates times the mask in the state (ones at init): one program for every mask."""
+    return optax.GradientTransformation(
+        lambda params: _MaskState(jax.tree.map(jnp.ones_like, params)),
+        lambda updates, state, params=None: (
+            jax.tree.map(jnp.multiply, updates, state.mask),
+            state,
+        ),
+    )
+
+
+def finetune(run: SavedRun, pruned: list[tuple[Variables, object]], steps: int) -> list[Variables]:
+    """Each `(variables, mask)` after `steps` SGD steps (momentum, lr/10) of the run's loss on
+    gradients masked by `mask`, all with one compiled step.
 
     Pruned weights start at zero, and masked gradients with no weight decay keep
     them there exactly.
     """
     if steps == 0:
-        return variables
+        return [variables for variables, _ in pruned]
     config = run.config
     tx = optax.chain(
-        optax.stateless(lambda updates, params: jax.tree.map(jnp.multiply, updates, mask)),
-        optax.sgd(0.1 * config.learning_rate, momentum=config.momentum),
+        _keep_masked(), optax.sgd(0.1 * config.learning_rate, momentum=config.momentum)
     )
     step = jax.jit(functools.partial(train_step, loss_fn=run.classifier.loss))
     train_ds = pipeline.train_dataset(run.source("train"), run.spec, config.batch_size, seed=1)
-    state = TrainState.create(variables, tx)
-    for i in range(steps):
-        state, _ = step(state, train_ds[i])
-    return state.variables
+    tuned = []
+    for variables, mask in tqdm(pruned, desc="fine-tune"):
+        state = TrainState.create(variables, tx)
+        state = state.replace(opt_state=(_MaskState(mask), *state.opt_state[1:]))
+        for i in range(steps):
+            state, _ = step(state, train_ds[i])
+        tuned.append(state.variables)
+    return tuned
 
 
 SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -202,12 +223,13 @@ def prune(
     dense = run.variables(run.steps[-1])
     if dense is None:
         raise ValueError("the last checkpoint is unreadable.")
-    variants = []
-    for s in tqdm(sparsities, desc="prune"):
+    pruned = []
+    for s in sparsities:
         mask = magnitude_masks(dense["params"], s)
-        pruned = {**dense, "params": jax.tree.map(jnp.multiply, dense["params"], mask)}
-        variants.append(finetune(run, pruned, mask, finetune_steps))
-    stacked = stack(variants)
+        pruned.append(
+            ({**dense, "params": jax.tree.map(jnp.multiply, dense["params"], mask)}, mask)
+        )
+    stacked = stack(finetune(run, pruned, finetune_steps))
     evaluator = run.test_evaluator()
     values = evaluator.evaluate_stacked(stacked)
     images = np.concatenate([b["image"][b["mask"]] for b in evaluator.batches])[:max_samples]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from interplay import infotheory as it
-from interplay.infotheory import _precision, features_dual, scatter
+from interplay.infotheory import _precision, features_dual, scatter, spectral
 from interplay.infotheory import collapse_metrics as nc
 from tests import reference
 
@@ -111,6 +111,19 @@ def test_vmapped_metrics_never_batch_lapack():
         assert not _batched_lapack_calls(measure, stats, ws)
     moments = jax.vmap(lambda f: nc.update_moments(nc.init_moments(4, 3), f, y))(zs)
     assert not _batched_lapack_calls(jax.vmap(nc.measure_collapse), moments, ws)
+
+
+def test_eigvalsh_on_both_sides_of_the_bisection_size_matches_float64():
+    """On CPU, LAPACK below `TRIDIAGONAL_MIN_DIM`, tridiagonalization and bisection from it."""
+    rng = np.random.default_rng(0)
+    for n in (spectral.TRIDIAGONAL_MIN_DIM - 1, spectral.TRIDIAGONAL_MIN_DIM):
+        a = rng.normal(size=(n, n))
+        m = a @ a.T / n
+        lowered = jax.jit(spectral.eigvalsh).lower(jnp.asarray(m, jnp.float32)).as_text()
+        assert ("lapack_ssyevd" in lowered) == (n < spectral.TRIDIAGONAL_MIN_DIM), n
+        lam = spectral.eigvalsh(jnp.asarray(m, jnp.float32))
+        ref = np.linalg.eigvalsh(m)
+        np.testing.assert_allclose(lam, ref, atol=1e-5 * ref.max())
 
 
 def test_loops_only_on_cpu():

@@ -37,15 +37,19 @@ FIELDS = (
 )
 
 
+# One worker runs this module (`make test` distributes by `xdist_group`): the runs train once.
+pytestmark = pytest.mark.xdist_group("analyze")
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, data_dir):
     """Two short digits runs from the same init with different data order."""
     root = tmp_path_factory.mktemp("runs")
     for name, data_seed in (("a", 0), ("b", 1)):
         config = get_config("digits")
         config.update(
             model="small_cnn",
-            data_dir=str(root / "tfds"),
+            data_dir=data_dir,
             num_steps=60,
             eval_every=20,
             checkpoint_every=20,

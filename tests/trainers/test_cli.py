@@ -16,11 +16,6 @@ from interplay.trainers.core import logs
 ROOT = pathlib.Path(__file__).parents[2]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 def _config(data_dir, **overrides):
     config = get_config("digits")
     config.update(model="mlp", data_dir=data_dir, num_devices=1, num_steps=20, eval_every=10)

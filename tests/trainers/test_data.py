@@ -10,17 +10,10 @@ from interplay.trainers import data
 from interplay.trainers.data import pipeline
 
 
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tfds")
-    data.source("digits", "train", str(path))
-    return str(path)
-
-
-def test_digits_builder_is_array_record_with_fixed_split(digits_dir):
+def test_digits_builder_is_array_record_with_fixed_split(data_dir):
     train, test = (
-        data.source("digits", "train", digits_dir),
-        data.source("digits", "test", digits_dir),
+        data.source("digits", "train", data_dir),
+        data.source("digits", "test", data_dir),
     )
     assert (len(train), len(test)) == (1437, 360)
     assert type(train).__name__ == "ArrayRecordDataSource"
@@ -34,9 +27,9 @@ def test_digits_builder_is_array_record_with_fixed_split(digits_dir):
     assert "tensorflow" not in sys.modules
 
 
-def test_train_batches_are_a_function_of_step(digits_dir):
+def test_train_batches_are_a_function_of_step(data_dir):
     spec = data.spec("digits")
-    src = data.source("digits", "train", digits_dir)
+    src = data.source("digits", "train", data_dir)
     ds = pipeline.train_dataset(src, spec, 64, seed=3)
     again = pipeline.train_dataset(src, spec, 64, seed=3)
     np.testing.assert_array_equal(ds[7]["image"], again[7]["image"])
@@ -49,8 +42,8 @@ def test_train_batches_are_a_function_of_step(digits_dir):
     assert not np.array_equal(ds[0]["label"], ds[22]["label"])  # reshuffled next epoch
 
 
-def test_eval_batches_cover_the_split_once_with_padding_mask(digits_dir):
-    src = data.source("digits", "test", digits_dir)
+def test_eval_batches_cover_the_split_once_with_padding_mask(data_dir):
+    src = data.source("digits", "test", data_dir)
     batches = list(pipeline.eval_batches(src, data.spec("digits"), 128))
     assert [b["image"].shape[0] for b in batches] == [128, 128, 128]
     assert sum(int(b["mask"].sum()) for b in batches) == 360

@@ -17,11 +17,6 @@ from interplay.trainers.data import modular
 from interplay.trainers.studies import grokking_study
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 @pytest.mark.parametrize("operation", sorted(modular.OPERATIONS))
 def test_every_pair_exactly_once_with_correct_labels(data_dir, operation):
     p = 7

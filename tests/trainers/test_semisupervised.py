@@ -20,11 +20,6 @@ from tests import resume
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 def tiny(data_dir, **overrides):
     config = get_config("digits_40")
     config.update(data_dir=data_dir, num_devices=1, batch_size=8, mu=2, eval_batch_size=120)

@@ -47,11 +47,6 @@ EVAL_KEYS = {
 KEYS = {"step", "time"} | TRAIN_KEYS | EVAL_KEYS
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 def tiny(data_dir, **overrides):
     config = get_config("digits")
     config.model = "mlp"
@@ -146,7 +141,7 @@ def _command(workdir, data_dir):
         str(workdir),
         "--config.model=mlp",
         f"--config.data_dir={data_dir}",
-        "--config.num_steps=600",
+        "--config.num_steps=300",
         "--config.eval_every=50",
         "--config.checkpoint_every=100",
         "--config.num_devices=1",
@@ -154,9 +149,9 @@ def _command(workdir, data_dir):
 
 
 def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
-    full, resumed = resume.full_and_resumed(lambda d: _command(d, data_dir), tmp_path, 200)
+    full, resumed = resume.full_and_resumed(lambda d: _command(d, data_dir), tmp_path, 100)
     assert [r["step"] for r in resumed] == [r["step"] for r in full]  # none duplicated or missing
-    assert [r["step"] for r in logs.evals(resumed)] == list(range(0, 601, 50))
+    assert [r["step"] for r in logs.evals(resumed)] == list(range(0, 301, 50))
     for key in KEYS - {"time", "train/steps_per_sec"}:
         assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-6, abs=1e-7), key
     times = [r["time"] for r in resumed]

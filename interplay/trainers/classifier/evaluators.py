@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from interplay import infotheory as it
 from interplay import models
@@ -152,16 +153,25 @@ class Evaluator:
         self.model, self.batches, self.num_classes = model, list(batches), num_classes
         self.method, self.seed = method, seed
 
-    def _carry(self, variables) -> dict:
+    def _carry(self, variables, num: int | None = None) -> dict:
+        """Zero sums (`num` copies when stacked), placed as the step's outputs are: replicated
+        on the mesh of the variables or batches, so the first batch compiles the program that
+        the others reuse."""
         _, features = jax.eval_shape(self.model.apply, variables, self.batches[0]["image"])
         dim = features.shape[-1]
         zero = jnp.zeros(())
-        return {
+        carry = {
             "stats": scatter.init(self.num_classes, dim),
             "moments": nc.init_moments(self.num_classes, dim),
             "unit_sums": jnp.zeros((self.num_classes, dim)),  # Σ ẑ per class
             **dict.fromkeys(("loss", "correct", "batch_mir", "batch_hdr", "batch_count"), zero),
         }
+        if num is not None:
+            carry = jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), carry)
+        for x in jax.tree.leaves((variables, self.batches[0])):
+            if isinstance(getattr(x, "sharding", None), NamedSharding):
+                return jax.device_put(carry, NamedSharding(x.sharding.mesh, PartitionSpec()))
+        return carry
 
     @functools.cached_property
     def _single(self):
@@ -186,9 +196,20 @@ class Evaluator:
         values = self._run(variables, self._carry(variables), self._single)
         return {k: float(v) for k, v in values.items()}
 
-    def evaluate_stacked(self, stacked: dict) -> dict[str, np.ndarray]:
-        """Metrics of `K` stacked variables (arrays of shape `(K,)`), one vmap."""
+    def evaluate_stacked(self, stacked: dict, chunk: int = 8) -> dict[str, np.ndarray]:
+        """Metrics of `K` stacked variables (arrays of shape `(K,)`).
+
+        One vmap over `chunk` models at a time; the last chunk is padded with copies of the
+        last model, so every `K` runs the one compiled program of `chunk` models.
+        """
         num = jax.tree.leaves(stacked)[0].shape[0]
-        one = jax.tree.map(lambda x: x[0], stacked)
-        carry = jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), self._carry(one))
-        return self._run(stacked, carry, self._batched)
+        padded = -(-num // chunk) * chunk
+        stacked = jax.tree.map(
+            lambda x: jnp.concatenate([x, x[-1:].repeat(padded - num, 0)]), stacked
+        )
+        carry = self._carry(jax.tree.map(lambda x: x[0], stacked), chunk)
+        parts = [
+            self._run(jax.tree.map(lambda x, i=i: x[i : i + chunk], stacked), carry, self._batched)
+            for i in range(0, padded, chunk)
+        ]
+        return {k: np.concatenate([p[k] for p in parts])[:num] for k in parts[0]}

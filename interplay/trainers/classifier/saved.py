@@ -3,7 +3,8 @@
 The checkpoint analysis and the cross-modal encoder read runs of
 `interplay.trainers.supervised` through `SavedRun`: the config from
 `config.json`, the classifier's parts rebuilt from it, and every completed Orbax
-checkpoint restored against the abstract state of `parts.supervised_state`.
+checkpoint restored onto one device against the abstract state of
+`parts.supervised_state`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ class SavedRun:
         self.steps = sorted(self.manager.all_steps())
         if not self.steps:
             raise ValueError(f"{ckpt_dir} holds no completed checkpoint.")
-        self.abstract = jax.eval_shape(lambda: parts.supervised_state(self.classifier))
+        # Restored onto this process's first device, whatever mesh the run was trained on.
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        self.abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+            jax.eval_shape(lambda: parts.supervised_state(self.classifier)),
+        )
 
     def source(self, split: str):
         return self.classifier.source(split)
