@@ -36,6 +36,7 @@ bench: venv
 	$(PY) benchmarks/grokking.py
 	$(PY) benchmarks/analysis.py
 	$(PY) benchmarks/exact_dual.py
+	$(PY) benchmarks/eigvalsh.py
 	$(PY) benchmarks/semisupervised.py
 
 lint: venv
