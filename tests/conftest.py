@@ -1,5 +1,6 @@
 """Test setup: 8 fake CPU devices (set before JAX is imported), no persistent compilation
-cache, the hypothesis profile, and one TFDS data directory per test process."""
+cache, one OpenBLAS thread, the hypothesis profile, and one TFDS data directory per test
+process."""
 
 import os
 
@@ -10,6 +11,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # jaxlib's serialization of a freshly compiled CPU executable (`put_executable_and_time`,
 # docs/testing.md). Without it that code never runs; the price is compiling each step anew.
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+# One OpenBLAS thread (scipy's, which jaxlib's CPU LAPACK calls): its idle worker threads
+# spin, and beside a second busy process on 2 cores they took the CPU from the computation
+# itself (the grokking notebook: 49 s alone, 59 s with one thread beside a busy core, over
+# 10 min with OpenBLAS's default threads; docs/testing.md).
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
