@@ -205,7 +205,7 @@ PAPER_B = [
         "    base.model, base.num_steps, base.eval_every = 'mlp', 150, 150\n"
         "taus = temperature.TAUS if PAPER_SETTING else (0.3, 3.0)\n"
         "seeds = [0, 1, 2] if PAPER_SETTING else [0]\n"
-        "results = temperature.run(base, taus, seeds, root / 'temperature')\n"
+        "results = temperature.sweep_taus(base, taus, seeds, root / 'temperature')\n"
         "display(Markdown(temperature.report(results)))\n"
         "temperature.figure(results, root / 'temperature.png')\n"
         "display(Image(filename=str(root / 'temperature.png')))"

@@ -10,7 +10,7 @@ errors=checkify.user_checks)` over any metric or a whole step returns the
 eager message as a named error.
 
 Precision: the library's own matrix products run at full float32 on every
-backend (`precision.MATMUL_PRECISION`), not at the TF32 or bf16 passes JAX
+backend (`_precision.MATMUL_PRECISION`), not at the TF32 or bf16 passes JAX
 defaults to on accelerators; the caller's operations keep theirs.
 """
 

@@ -296,7 +296,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
     model, (tx, schedule) = make_model(config), make_optimizer(config)
 
     @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
-    def run(state, tokens, labels, num_steps):
+    def scan_steps(state, tokens, labels, num_steps):
         fused = functools.partial(fused_steps, model=model, num_steps=num_steps)
         state, per_step = jax.vmap(fused, in_axes=(0, None, None))(state, tokens, labels)
         return state, jax.tree.map(lambda x: x.T, per_step)  # (steps, members)
@@ -319,7 +319,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
         return jax.vmap(lambda k: TrainState.create(model.init(k, tokens[:1]), tx))(keys)
 
     def train(state, first, num_steps):
-        state, per_step = run(state, tokens, labels, num_steps)
+        state, per_step = scan_steps(state, tokens, labels, num_steps)
         return state, per_step
 
     def evaluate_state(state) -> dict:

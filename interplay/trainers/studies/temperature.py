@@ -37,7 +37,7 @@ COLUMNS = (
 )
 
 
-def run(base, taus, seeds, workdir) -> dict[float, dict[str, list[float]]]:
+def sweep_taus(base, taus, seeds, workdir) -> dict[float, dict[str, list[float]]]:
     """Final eval values `{τ: {key: [value per seed]}}` (trains what is not done yet)."""
     variants = {f"tau_{tau:g}": {"temperature": float(tau)} for tau in taus}
     results = sweep.sweep(base, variants, seeds, workdir)
@@ -90,7 +90,7 @@ def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)
     f = flags.FLAGS
     workdir = pathlib.Path(f.workdir)
-    results = run(f.config, [float(t) for t in f.taus], [int(s) for s in f.seeds], workdir)
+    results = sweep_taus(f.config, [float(t) for t in f.taus], [int(s) for s in f.seeds], workdir)
     (workdir / "temperature.json").write_text(json.dumps(results, indent=1))
     text = report(results)
     (workdir / "temperature.md").write_text(text + "\n")
