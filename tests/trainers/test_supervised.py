@@ -1,6 +1,7 @@
 """Supervised trainer: outputs, resume after SIGKILL, data parallelism, NaN and config errors."""
 
 import json
+import pathlib
 import sys
 
 import numpy as np
@@ -56,9 +57,18 @@ def tiny(data_dir, **overrides):
     return config
 
 
-def test_short_run_writes_metrics_checkpoints_and_plot(tmp_path, data_dir):
-    last = supervised.train_and_evaluate(tiny(data_dir, num_devices=1), tmp_path)
-    records = logs.read(tmp_path / "metrics.jsonl")
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory, data_dir) -> tuple[pathlib.Path, dict]:
+    """The `tiny` run on one device, trained once for the tests that read it: (workdir, last)."""
+    workdir = tmp_path_factory.mktemp("plain")
+    return workdir, supervised.train_and_evaluate(tiny(data_dir, num_devices=1), workdir)
+
+
+# The tests that read `plain_run` run in one worker (`--dist loadgroup`), so it trains once.
+@pytest.mark.xdist_group("plain_run")
+def test_short_run_writes_metrics_checkpoints_and_plot(plain_run):
+    workdir, last = plain_run
+    records = logs.read(workdir / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 10, 20, 30, 40]  # log rows every 10
     assert set(records[0]) == {"step", "time"} | EVAL_KEYS  # at initialization
     assert set(records[1]) == {"step", "time"} | TRAIN_KEYS
@@ -71,17 +81,18 @@ def test_short_run_writes_metrics_checkpoints_and_plot(tmp_path, data_dir):
     assert all(r["train/update_norm"] > 0 and r["train/param_norm"] > 0 for r in records[1:])
     assert last == evals[-1]
     assert 0 <= last["eval/mir"] <= 1 and 0 <= last["eval/hdr"] <= 1
-    assert (tmp_path / "dynamics.png").stat().st_size > 20_000
-    assert any((tmp_path / "tensorboard").iterdir())
-    mngr = checkpoints.manager(tmp_path / "checkpoints", read_only=True)
+    assert (workdir / "dynamics.png").stat().st_size > 20_000
+    assert any((workdir / "tensorboard").iterdir())
+    mngr = checkpoints.manager(workdir / "checkpoints", read_only=True)
     assert list(mngr.all_steps()) == [20, 40]
 
 
-def test_loss_terms_train_and_change_the_trajectory(tmp_path, data_dir):
-    plain = supervised.train_and_evaluate(tiny(data_dir, num_devices=1), tmp_path / "a")
+@pytest.mark.xdist_group("plain_run")
+def test_loss_terms_train_and_change_the_trajectory(plain_run, tmp_path, data_dir):
+    _, plain = plain_run
     shaped = supervised.train_and_evaluate(
         tiny(data_dir, num_devices=1, mi_weight=0.5, hdr_weight=0.5, label_smoothing=0.1),
-        tmp_path / "b",
+        tmp_path,
     )
     assert np.isfinite(shaped["train/loss"]) and shaped["train/loss"] != plain["train/loss"]
 
