@@ -101,6 +101,7 @@ def test_views_keep_shape_dtype_range_and_depend_only_on_the_key(seed, rgb):
     images = jax.random.uniform(jax.random.key(seed), shape)
     key = jax.random.key(seed + 1)
     for view in (augment.weak, augment.strong):
+        view = jax.jit(view, static_argnames="flip")  # as in the train step: one program
         out = view(key, images, flip=rgb)
         assert out.shape == images.shape and out.dtype == images.dtype
         assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
