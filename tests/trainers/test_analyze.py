@@ -37,11 +37,13 @@ FIELDS = (
 )
 
 
-# One worker runs this module (`make test` distributes by `xdist_group`): the runs train once.
+# One worker runs this module (`make test` distributes by `xdist_group`) and the runs are a
+# session fixture, so they train once (as a module fixture they were trained twice in a worker
+# that ran other modules' tests between these).
 pytestmark = pytest.mark.xdist_group("analyze")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory, data_dir):
     """Two short digits runs from the same init with different data order."""
     root = tmp_path_factory.mktemp("runs")
@@ -59,6 +61,12 @@ def runs(tmp_path_factory, data_dir):
         )
         supervised.train_and_evaluate(config, root / name)
     return root
+
+
+def test_this_module_is_one_xdist_group(request):
+    # pytest 9.2 with xdist 3.8 dropped the group silently, and the runs trained in both workers.
+    if request.config.getoption("dist", "no") == "loadgroup":
+        assert request.node.nodeid.endswith("@analyze"), request.node.nodeid
 
 
 def test_trajectory_vmapped_equals_single_and_trainer_eval(runs):

@@ -58,9 +58,8 @@ def _wait(procs) -> None:
         assert p.returncode == 0, err.decode()[-2000:]
 
 
-def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
-    data_dir = str(tmp_path / "tfds")
-    _wait(_launch(tmp_path / "one", data_dir, 1))  # also builds the dataset once
+def test_two_processes_match_one_and_resume_after_a_kill(tmp_path, data_dir):
+    _wait(_launch(tmp_path / "one", data_dir, 1))  # builds the dataset if this worker has not
     _wait(_launch(tmp_path / "two", data_dir, 2))
     one, two = (logs.read(tmp_path / d / "metrics.jsonl") for d in ("one", "two"))
     assert [r["step"] for r in two] == [r["step"] for r in one] == [0, 10, 20, 30, 40]

@@ -57,7 +57,7 @@ def tiny(data_dir, **overrides):
     return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plain_run(tmp_path_factory, data_dir) -> tuple[pathlib.Path, dict]:
     """The `tiny` run on one device, trained once for the tests that read it: (workdir, last)."""
     workdir = tmp_path_factory.mktemp("plain")
