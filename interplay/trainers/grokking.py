@@ -319,8 +319,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
         return jax.vmap(lambda k: TrainState.create(model.init(k, tokens[:1]), tx))(keys)
 
     def train(state, first, num_steps):
-        state, per_step = scan_steps(state, tokens, labels, num_steps)
-        return state, per_step
+        return scan_steps(state, tokens, labels, num_steps)
 
     def evaluate_state(state) -> dict:
         values = jax.device_get(measure(state.params, state.step, table, subsets))

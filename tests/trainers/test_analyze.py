@@ -37,9 +37,8 @@ FIELDS = (
 )
 
 
-# One worker runs this module (`make test` distributes by `xdist_group`) and the runs are a
-# session fixture, so they train once (as a module fixture they were trained twice in a worker
-# that ran other modules' tests between these).
+# One worker runs this module (`make test` distributes by `xdist_group`), so the runs, a
+# session fixture, train once (while xdist ignored the group they trained in both workers).
 pytestmark = pytest.mark.xdist_group("analyze")
 
 
