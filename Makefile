@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about index locations configured on this machine but absent are not problems.
 QUIET := { grep -v "is neither a file nor a directory" || true; }
 
-.PHONY: venv lock demo test bench lint clean
+.PHONY: venv lock demo test test-slow bench lint clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# The long runs that `make test` leaves out (multi-process restarts, large models); CI runs both.
+test-slow: venv
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m slow
 
 bench: venv
 	$(PY) benchmarks/metrics.py

@@ -23,12 +23,12 @@ def _outputs(nb, kind):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path, tmp_path):
+def test_notebook_executes(path, data_dir):
     nb = nbformat.read(path, as_version=4)
     env = {
         **os.environ,
         "JAX_NUM_CPU_DEVICES": "1",
-        "TFDS_DATA_DIR": str(tmp_path / "tfds"),
+        "TFDS_DATA_DIR": data_dir,  # datasets this worker has built already
         "PYTHONPATH": str(ROOT),
     }
     # A guard against a hung kernel, not a speed test: the grokking notebook's cell has taken

@@ -60,6 +60,7 @@ def test_catalog_dataset_without_data_fails_at_once_saying_how(tmp_path):
         data.source("cifar10", "train", str(tmp_path))
 
 
+@pytest.mark.slow  # compiles a WRN-28-2 (about 1 min); the semi-supervised CIFAR-10 preset too
 def test_any_preset_runs_offline_on_fake_data(tmp_path):
     config = get_config("cifar10_wrn28_2,runlocal")
     config.update(fake_data=True, num_devices=1, num_steps=2, eval_every=2, log_every=1)

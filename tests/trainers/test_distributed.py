@@ -1,5 +1,5 @@
 """Two processes on JAX's distributed runtime (loopback, 4 CPU devices each) against one process
-with the same 8 devices and global batch; a kill of one process and a restart of both."""
+with the same 8 devices and global batch; a kill of one process and a restart of both (slow)."""
 
 import json
 import os
@@ -58,7 +58,7 @@ def _wait(procs) -> None:
         assert p.returncode == 0, err.decode()[-2000:]
 
 
-def test_two_processes_match_one_and_resume_after_a_kill(tmp_path, data_dir):
+def test_two_processes_match_one(tmp_path, data_dir):
     _wait(_launch(tmp_path / "one", data_dir, 1))  # builds the dataset if this worker has not
     _wait(_launch(tmp_path / "two", data_dir, 2))
     one, two = (logs.read(tmp_path / d / "metrics.jsonl") for d in ("one", "two"))
@@ -72,6 +72,11 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path, data_dir):
             reference.assert_interplay_close(a, b, rtol=1e-4, prefix="eval/", atol=1e-4)
     assert (tmp_path / "two" / "dynamics.png").exists()
 
+
+@pytest.mark.slow  # four more two-process trainer starts (about 100 s on two busy cores)
+def test_two_processes_resume_after_a_kill(tmp_path, data_dir):
+    _wait(_launch(tmp_path / "two", data_dir, 2))
+    two = logs.read(tmp_path / "two" / "metrics.jsonl")
     killed = tmp_path / "killed"
     procs = _launch(killed, data_dir, 2)
     deadline = time.time() + 240

@@ -199,7 +199,14 @@ def test_bad_config_fails_before_training(tmp_path, data_dir, overrides, match):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("preset,model", [("cifar10_40", None), ("cifar100_400", "small_cnn")])
+@pytest.mark.parametrize(
+    "preset,model",
+    [
+        ("cifar10_40", None),
+        # C = 100 takes the Lanczos path of the evaluator: about 45 s on a CPU.
+        pytest.param("cifar100_400", "small_cnn", marks=pytest.mark.slow),
+    ],
+)
 def test_cifar_presets_run_a_step_on_mock_data(tmp_path, monkeypatch, preset, model):
     # 256 mock examples leave some of CIFAR-100's classes empty: the balanced split needs more.
     monkeypatch.setattr(data, "FAKE_EXAMPLES", 1024 if preset.startswith("cifar100") else 256)
@@ -237,6 +244,7 @@ def _command(workdir, data_dir):
     ]
 
 
+@pytest.mark.slow  # three trainer processes (about 2 min); the supervised one runs in make test
 def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
     full, resumed = resume.full_and_resumed(lambda d: _command(d, data_dir), tmp_path, 150)
     assert [r["step"] for r in resumed] == [r["step"] for r in full]
