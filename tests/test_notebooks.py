@@ -22,7 +22,16 @@ def _outputs(nb, kind):
     ]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+# One notebook runs in `make test`; the others (45–100 s each, a kernel that compiles every
+# program it runs) in `make test-slow`.
+FAST = ("training_dynamics.ipynb",)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=() if p.name in FAST else pytest.mark.slow) for p in NOTEBOOKS],
+    ids=lambda p: p.name,
+)
 def test_notebook_executes(path, data_dir):
     nb = nbformat.read(path, as_version=4)
     env = {

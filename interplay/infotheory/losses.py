@@ -9,6 +9,8 @@ with unnormalized MI and entropy difference (Tan et al., ICML 2024, §5).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -74,14 +76,18 @@ def cross_modal_alignment(
     class_embeddings: ArrayLike,
     *,
     mask: ArrayLike | None = None,
+    normalize: str = "none",
 ) -> jax.Array:
     """Paper [B]'s cross-modal alignment loss `L_cma`.
 
-    `L_cma = (1/|C_b|) Σ_{c ∈ C_b} H(G([Z_c ; e_c]))`, with `C_b` the classes
-    present in the (kept part of the) batch, `Z_c` their features and `e_c`
-    the other modality's vector of class `c` (e.g. CLIP's text feature of the
-    class prompt): 0 when every feature of a class points along its embedding,
-    `log(m + 1)` when the `m` features and the embedding are orthogonal.
+    `L_cma = (1/|C_b|) Σ_{c ∈ C_b} H(G([Z_c ; e_c])) / N_c`, with `C_b` the
+    classes present in the (kept part of the) batch, `Z_c` their `m_c`
+    features and `e_c` the other modality's vector of class `c` (e.g. CLIP's
+    text feature of the class prompt). `normalize="none"`: `N_c = 1`, nats, 0
+    when every feature of a class points along its embedding and `log(m_c + 1)`
+    when they are orthogonal; `"log_group"`: `N_c = log(m_c + 1)`, each group
+    in [0, 1], as the reference code (`skingorz/CMA`, `MIE`) divides by the log
+    of the group's size, so small groups weigh more than in nats.
     Shapes are fixed: a class absent from the batch is masked, not sliced, so
     nothing recompiles; `min(C, n)` entropies of `(n + 1)`-square matrices.
 
@@ -90,6 +96,7 @@ def cross_modal_alignment(
       labels: `(n,)` classes in `[0, C)`.
       class_embeddings: `(C, d)` the other modality's class vectors.
       mask: optional `(n,)` 0/1 samples to use.
+      normalize: `"none"` or `"log_group"` (above).
 
     Returns:
       Scalar loss (0 when a traced mask keeps no sample); NaN for labels
@@ -120,12 +127,20 @@ def cross_modal_alignment(
     _checks.check_labels(labels, jnp.shape(class_embeddings)[0], jnp.shape(features)[0])
     if mask is not None:
         _checks.check_mask(mask, jnp.shape(features)[0], min_kept=1)
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")
     mask = jnp.ones(jnp.shape(features)[0]) if mask is None else jnp.asarray(mask)
-    return _cross_modal_alignment(features, jnp.asarray(labels), class_embeddings, mask)
+    return _cross_modal_alignment(
+        features, jnp.asarray(labels), class_embeddings, mask, normalize == "log_group"
+    )
 
 
-@jax.jit
-def _cross_modal_alignment(features, labels, class_embeddings, mask) -> jax.Array:
+#: `cross_modal_alignment`'s `normalize` values.
+NORMALIZATIONS = ("none", "log_group")
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _cross_modal_alignment(features, labels, class_embeddings, mask, log_group) -> jax.Array:
     zn, en = normalize(features), normalize(class_embeddings)
     en = en.astype(zn.dtype)
     keep = jnp.asarray(mask, zn.dtype)
@@ -142,7 +157,8 @@ def _cross_modal_alignment(features, labels, class_embeddings, mask) -> jax.Arra
     def entropy(c):  # H(G([Z_c; e_c])) with the rows of other classes zeroed
         m = (labels == c) * keep
         k = jnp.block([[g * jnp.outer(m, m), (cross[:, c] * m)[:, None]], [cross[:, c] * m, 1]])
-        return density_entropy(density(k))
+        h = density_entropy(density(k))
+        return h / jnp.log(jnp.maximum(m.sum(), 1) + 1) if log_group else h  # absent: 0
 
     h = jax.vmap(entropy)(slots)
     used = used.astype(zn.dtype)

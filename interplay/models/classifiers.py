@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -37,27 +38,43 @@ class SmallCNN(nn.Module):
     num_classes: int
     channels: Sequence[int] = (32, 64)
     features_dim: int = 128
+    bn_momentum: float = 0.9  # Flax's: the running statistics move by 1 − bn_momentum a step
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         for c in self.channels:
             x = nn.Conv(c, (3, 3), use_bias=False)(x)
-            x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+            x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x)
+            x = nn.relu(x)
         x = jnp.mean(x, axis=(1, 2))
         features = nn.relu(nn.Dense(self.features_dim)(x))
         return nn.Dense(self.num_classes, name="head")(features), features
 
 
-def get_model(name: str, num_classes: int) -> nn.Module:
-    """Model by name: `mlp`, `small_cnn`, `resnet18`, `wrn28_2`, `wrn28_8`."""
-    from interplay.models.resnet import ResNet18, WideResNet
+def get_model(
+    name: str, num_classes: int, *, bn_momentum: float = 0.9, style: str = "flax"
+) -> nn.Module:
+    """Model by name: `mlp`, `small_cnn`, `resnet18`, `wrn28_2`, `wrn28_8`.
 
+    Args:
+      name: the model.
+      num_classes: C, the head's outputs.
+      bn_momentum: Flax BatchNorm momentum of the models with BatchNorm (all but `mlp`).
+      style: the WideResNets' layer details, `"flax"` or `"usb"` (`models.resnet`).
+    """
+    from interplay.models.resnet import STYLES, ResNet18, WideResNet
+
+    if style not in STYLES:
+        raise ValueError(f"model style must be one of {STYLES}, got {style!r}.")
+    if not 0 <= bn_momentum < 1:
+        raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum}.")
+    wrn = functools.partial(WideResNet, num_classes, 28, bn_momentum=bn_momentum, style=style)
     registry = {
         "mlp": lambda: MLP(num_classes),
-        "small_cnn": lambda: SmallCNN(num_classes),
-        "resnet18": lambda: ResNet18(num_classes),
-        "wrn28_2": lambda: WideResNet(num_classes, depth=28, widen_factor=2),
-        "wrn28_8": lambda: WideResNet(num_classes, depth=28, widen_factor=8),
+        "small_cnn": lambda: SmallCNN(num_classes, bn_momentum=bn_momentum),
+        "resnet18": lambda: ResNet18(num_classes, bn_momentum),
+        "wrn28_2": lambda: wrn(widen_factor=2),
+        "wrn28_8": lambda: wrn(widen_factor=8),
     }
     if name not in registry:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(registry)}.")

@@ -4,7 +4,8 @@
     python -m interplay.trainers.analyze --workdir DIR --mode lmc --other DIR2
     python -m interplay.trainers.analyze --workdir DIR --mode prune [--finetune_steps 100]
 
-Reads runs of `interplay.trainers.supervised` (`classifier.saved.SavedRun`).
+Reads runs of `interplay.trainers.supervised` (`classifier.saved.SavedRun`),
+with the weights the run evaluated (`--weights ema|raw` to choose).
 `trajectory`: every completed checkpoint, stacked in chunks: test accuracy and
 loss, the whole-split interplay and NC1–NC4. `lmc`: the path `(1−ω)θ₁ + ωθ₂`
 between the last checkpoints of two runs. `prune`: global magnitude pruning.
@@ -257,13 +258,14 @@ def main(argv) -> None:
     del argv
     logging.set_verbosity(logging.ERROR)  # Orbax warns that read-only managers do not save
     f = flags.FLAGS
-    run = SavedRun(f.workdir)
+    run = SavedRun(f.workdir, f.weights)
     if f.mode == "trajectory":
         records = trajectory(run, f.chunk)
     elif f.mode == "lmc":
         if not f.other:
             raise ValueError("--mode lmc needs --other DIR2.")
-        records = linear_mode_connectivity(run, SavedRun(f.other), f.num_points, f.bn_batches)
+        other = SavedRun(f.other, f.weights)
+        records = linear_mode_connectivity(run, other, f.num_points, f.bn_batches)
     else:
         records = prune(run, finetune_steps=f.finetune_steps, max_samples=f.max_samples)
     x = next(iter(records[0]))
@@ -279,6 +281,9 @@ if __name__ == "__main__":
     flags.DEFINE_string("workdir", None, "Run directory (holds checkpoints/ and config.json).")
     flags.DEFINE_enum("mode", "trajectory", ["trajectory", "lmc", "prune"], "Analysis.")
     flags.DEFINE_string("other", None, "Second run for --mode lmc.")
+    flags.DEFINE_enum(
+        "weights", None, ["ema", "raw"], "EMA or trained weights (default: what the run evaluated)."
+    )
     flags.DEFINE_integer("chunk", 8, "Checkpoints per vmapped evaluation.", lower_bound=1)
     flags.DEFINE_integer("num_points", 21, "ω grid size for lmc.", lower_bound=2)
     flags.DEFINE_integer(

@@ -11,7 +11,9 @@ class-specific context, the "prompt", initialized at 0), passed with the class
 embedding through a frozen projection `P` (two-layer tanh MLP, `d_e → d`) into
 text features `t_c = P(e_c + ctx_c)`; logits `s · cos(x, t_c)` with CLIP's
 logit scale `s = 100`; loss `(1 − λ)·CE + λ·L_cma(x, y, t)`
-(`interplay.infotheory.losses.cross_modal_alignment`, `config.cma_weight = λ`).
+(`interplay.infotheory.losses.cross_modal_alignment`, `config.cma_weight = λ`,
+each class group's entropy divided by the log of its size as the reference code
+does, `config.cma_normalize = "log_group"`; `"none"` for nats).
 
 Data: an `.npz` with `train_features, train_labels, test_features,
 test_labels, class_embeddings` (`config.features`). To use CLIP, export with
@@ -150,7 +152,9 @@ def loss_fn(params, state, batch, *, prompt: Prompt, config):
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]).mean()
     loss = ce
     if config.cma_weight:
-        cma = it.losses.cross_modal_alignment(batch["features"], batch["labels"], text)
+        cma = it.losses.cross_modal_alignment(
+            batch["features"], batch["labels"], text, normalize=config.cma_normalize
+        )
         loss = (1 - config.cma_weight) * ce + config.cma_weight * cma
     return loss, {}
 
@@ -162,6 +166,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     if not 0 <= config.cma_weight <= 1:
         raise ValueError(f"config.cma_weight must be in [0, 1], got {config.cma_weight}.")
+    if config.cma_normalize not in it.losses.NORMALIZATIONS:
+        raise ValueError(
+            f"config.cma_normalize must be one of {it.losses.NORMALIZATIONS}, "
+            f"got {config.cma_normalize!r}."
+        )
 
 
 def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:

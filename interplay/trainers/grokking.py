@@ -29,7 +29,7 @@ from absl import flags, logging
 
 from interplay import infotheory as it
 from interplay import models
-from interplay.models.transformer import Transformer
+from interplay.models.transformer import STYLES, Transformer
 from interplay.trainers import grokfast
 from interplay.trainers.configs import grokking as grokking_config
 from interplay.trainers.core import cli, logs, loop, plots
@@ -95,6 +95,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         grokfast.ema_filter(config.grokfast_alpha, config.grokfast_lamb)
     _representations(config.representations)
     _names(config.samples, SAMPLES, "samples")
+    if config.model_style not in STYLES:
+        raise ValueError(
+            f"config.model_style must be one of {', '.join(STYLES)}, got {config.model_style!r}."
+        )
 
 
 def make_model(config) -> Transformer:
@@ -106,6 +110,7 @@ def make_model(config) -> Transformer:
         head_dim=config.head_dim,
         mlp_dim=config.mlp_dim,
         layer_norm=config.layer_norm,
+        style=config.model_style,
     )
 
 
@@ -139,7 +144,7 @@ def taps(params, model: Transformer, tokens) -> tuple[jax.Array, dict]:
     """Logits and `{representation: (features (n, k), head (C, k))}` of every `REPRESENTATIONS`."""
     (logits, features), sown = model.apply({"params": params}, tokens, mutable=["intermediates"])
     sown = {k: v[0] for k, v in sown["intermediates"].items()}
-    head = models.head(params)
+    head = models.head(params)[: model.num_classes]  # style="nanda" also unembeds `=`
     return logits, {
         "features": (features, head),
         "residual": (sown["residual"], head),

@@ -274,8 +274,9 @@ def make_step(classifier: parts.Classifier):
 
 def init_state(classifier: parts.Classifier) -> SemiSupervisedState:
     """The state at step 0: the classifier's variables, SGD, FreeMatch's initial thresholds."""
-    tx = parts.make_optimizer(classifier.config, learning_rate_schedule(classifier.config))
-    state = SemiSupervisedState.create(classifier.initial_variables(), tx)
+    config = classifier.config
+    tx = parts.make_optimizer(config, learning_rate_schedule(config))
+    state = SemiSupervisedState.create(classifier.initial_variables(), tx, config.ema_momentum)
     return state.replace(thresholds=pseudo_labels.Thresholds.create(classifier.num_classes))
 
 

@@ -57,3 +57,42 @@ def test_train_mode_updates_batch_stats():
 def test_unknown_model_is_an_error():
     with pytest.raises(ValueError, match="unknown model"):
         models.get_model("vit", 10)
+
+
+def test_bn_momentum_sets_how_far_the_running_mean_moves():
+    x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1)) + 3.0
+    moved = {}
+    for momentum in (0.9, 0.999):
+        model = models.get_model("small_cnn", 3, bn_momentum=momentum)
+        variables = model.init(jax.random.key(1), x)
+        _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+        moved[momentum] = updates["batch_stats"]["BatchNorm_0"]["mean"]  # from 0: (1 − m)·mean
+    np.testing.assert_allclose(moved[0.999], moved[0.9] * (0.001 / 0.1), rtol=1e-4)
+
+
+def test_usb_wide_resnet_biases_and_initial_scales():
+    # WRN-10-2 has every kind of layer of WRN-28-2 (one block per stage) at a tenth of the cost
+    x = jnp.zeros((1, 8, 8, 3))  # the parameters' shapes do not depend on the image size
+    flax_style = jax.eval_shape(models.WideResNet(10, depth=10).init, jax.random.key(0), x)
+    usb = jax.jit(models.WideResNet(10, depth=10, style="usb").init)(jax.random.key(0), x)
+    convs = {
+        path: leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(usb["params"])
+        if "Conv" in jax.tree_util.keystr(path) and leaf.ndim == 4
+    }
+    # USB's tree is Flax's plus one bias per convolution (every conv has one in wrn.py)
+    count = lambda v: sum(x.size for x in jax.tree.leaves(v["params"]))  # noqa: E731
+    assert count(usb) - count(flax_style) == sum(k.shape[-1] for k in convs.values())
+    for kernel in convs.values():  # Kaiming normal over fan-out: variance 2 / fan_out
+        if kernel.size >= 20_000:
+            fan_out = kernel.shape[0] * kernel.shape[1] * kernel.shape[3]
+            np.testing.assert_allclose(np.std(kernel), np.sqrt(2 / fan_out), rtol=0.03)
+            assert np.abs(kernel).max() > 2.5 * np.sqrt(2 / fan_out)  # not truncated at 2σ
+    bias = usb["params"]["WideBlock_2"]["Conv_2"]["bias"]  # fan_in 3·3·128: U(±1/√fan_in)
+    bound = 1 / np.sqrt(9 * 128)
+    assert np.abs(bias).max() <= bound and np.std(bias) > 0.4 * bound
+    head = usb["params"]["head"]  # Xavier normal, zero bias
+    np.testing.assert_allclose(np.std(head["kernel"]), np.sqrt(2 / (128 + 10)), rtol=0.1)
+    assert not np.any(head["bias"])
+    with pytest.raises(ValueError, match="style"):
+        models.get_model("wrn28_2", 10, style="torch")

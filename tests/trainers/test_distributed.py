@@ -1,5 +1,6 @@
 """Two processes on JAX's distributed runtime (loopback, 4 CPU devices each) against one process
-with the same 8 devices and global batch; a kill of one process and a restart of both (slow)."""
+with the same 8 devices and global batch (slow); a kill of one process and a restart of both
+(slow); `dataset_interplay` over two processes against one."""
 
 import json
 import os
@@ -58,6 +59,7 @@ def _wait(procs) -> None:
         assert p.returncode == 0, err.decode()[-2000:]
 
 
+@pytest.mark.slow  # three trainer processes (about 70 s); the interplay job below is in make test
 def test_two_processes_match_one(tmp_path, data_dir):
     _wait(_launch(tmp_path / "one", data_dir, 1))  # builds the dataset if this worker has not
     _wait(_launch(tmp_path / "two", data_dir, 2))

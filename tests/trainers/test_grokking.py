@@ -59,19 +59,38 @@ def test_bad_dataset_configs():
         modular.modular_config(7, "add", 1.5)
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_transformer_shapes_and_head(layer_norm):
+@pytest.mark.parametrize("layer_norm,style", [(False, "nanda"), (True, "nanda"), (False, "flax")])
+def test_transformer_shapes_and_head(layer_norm, style):
     config = get_config()
-    config.layer_norm = layer_norm
+    config.update(layer_norm=layer_norm, model_style=style)
     model = grokking.make_model(config)
     tokens = jnp.array([[1, 2, 113], [5, 7, 113]])
     params = model.init(jax.random.key(0), tokens)["params"]
     logits, features = model.apply({"params": params}, tokens)
-    assert logits.shape == (2, 113) and features.shape == (2, 128)
-    assert models.head(params).shape == (113, 128)
+    outputs = 114 if style == "nanda" else 113  # Nanda's unembedding also scores `=`
+    assert logits.shape == (2, outputs) and features.shape == (2, 128)
+    assert models.head(params).shape == (outputs, 128)
     assert ("ln_final" in params) == layer_norm
     assert params["query"]["kernel"].shape == (128, 4, 32)
     assert params["mlp_in"]["kernel"].shape == (128, 512)
+
+
+def test_nanda_initialization_scales():
+    """Plain normal, std 1/√width everywhere (the MLP's output too), the unembedding 1/√114;
+    Flax's default gives the MLP's output LeCun's truncated 1/√512."""
+    tokens = jnp.array([[1, 2, 113]])
+    params = {}
+    for style in ("nanda", "flax"):
+        config = get_config()
+        config.model_style = style
+        params[style] = grokking.make_model(config).init(jax.random.key(0), tokens)["params"]
+    nanda = params["nanda"]
+    for name in ("query", "key", "value", "out", "mlp_in", "mlp_out"):
+        kernel = nanda[name]["kernel"]
+        np.testing.assert_allclose(np.std(kernel), 1 / np.sqrt(128), rtol=0.03, err_msg=name)
+        assert np.abs(kernel).max() > 3.5 / np.sqrt(128), name  # untruncated tails
+    np.testing.assert_allclose(np.std(nanda["head"]["kernel"]), 1 / np.sqrt(114), rtol=0.03)
+    assert np.std(params["flax"]["mlp_out"]["kernel"]) < 0.6 / np.sqrt(128)
 
 
 def test_fused_scan_equals_per_step_loop():
@@ -138,6 +157,8 @@ def test_bad_trainer_config(tmp_path, data_dir):
         grokking.train_and_evaluate(_small(data_dir, num_seeds=0), tmp_path)
     with pytest.raises(ValueError, match="Grokfast alpha"):
         grokking.train_and_evaluate(_small(data_dir, grokfast=True, grokfast_alpha=1.5), tmp_path)
+    with pytest.raises(ValueError, match="config.model_style must be one of flax, nanda"):
+        grokking.train_and_evaluate(_small(data_dir, model_style="torch"), tmp_path)
     assert not (tmp_path / "config.json").exists()  # refused before anything was written
 
 
@@ -185,7 +206,8 @@ def test_taps_equal_a_manual_forward_pass():
     attention = np.einsum("nhd,hdw->nw", np.einsum("nht,nthd->nhd", weights, v), P["out"]["kernel"])
     hidden = np.maximum((x[:, -1] + attention) @ P["mlp_in"]["kernel"] + P["mlp_in"]["bias"], 0)
     residual = x[:, -1] + attention + hidden @ P["mlp_out"]["kernel"] + P["mlp_out"]["bias"]
-    head = P["head"]["kernel"].T
+    unembed = P["head"]["kernel"].T  # (24, width): Nanda's also scores `=`
+    head = unembed[: config.p]  # the class vectors the metrics read
     expected = {
         "features": (residual, head),
         "residual": (residual, head),
@@ -196,7 +218,7 @@ def test_taps_equal_a_manual_forward_pass():
     for name, (features, w) in expected.items():
         np.testing.assert_allclose(reps[name][0], features, rtol=1e-4, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(reps[name][1], w, rtol=1e-4, atol=1e-6, err_msg=name)
-    np.testing.assert_allclose(logits, residual @ head.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits, residual @ unembed.T, rtol=1e-4, atol=1e-5)
     # The MLP's head is its logit map: hidden @ W_hidden.T is the MLP's share of the logits.
     np.testing.assert_allclose(
         hidden @ expected["mlp_hidden"][1].T,

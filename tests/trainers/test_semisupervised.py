@@ -136,7 +136,14 @@ def test_split_is_balanced_disjoint_and_seeded():
         semisupervised.split_train(labels, 3, config)
 
 
-@pytest.mark.parametrize("algorithm", ["supervised", "fixmatch", "freematch"])
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        pytest.param("supervised", marks=pytest.mark.slow),  # the floor and FixMatch share the
+        pytest.param("fixmatch", marks=pytest.mark.slow),  # loop and the views: 20 s each
+        "freematch",
+    ],
+)
 def test_short_run_logs_pseudo_labels_interplay_and_checkpoints_thresholds(
     tmp_path, data_dir, algorithm
 ):
@@ -159,6 +166,9 @@ def test_short_run_logs_pseudo_labels_interplay_and_checkpoints_thresholds(
     state, _ = checkpoints.restore(
         mngr, 20, semisupervised.init_state(parts.Classifier.create(config))
     )
+    # USB's EMA of the weights (the preset's default) is checkpointed beside the weights
+    moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), state.ema_params, state.params)
+    assert any(jax.tree.leaves(moved))
     if algorithm == "freematch":  # the EMA moved away from 1/C and was checkpointed
         assert float(state.thresholds.global_threshold) != pytest.approx(0.1)
         assert float(state.thresholds.global_threshold) == pytest.approx(
@@ -201,9 +211,8 @@ def test_bad_config_fails_before_training(tmp_path, data_dir, overrides, match):
 
 @pytest.mark.parametrize(
     "preset,model",
-    [
-        ("cifar10_40", None),
-        # C = 100 takes the Lanczos path of the evaluator: about 45 s on a CPU.
+    [  # about 45 s each on a CPU: a WRN-28-2 to compile; C = 100 takes the Lanczos path
+        pytest.param("cifar10_40", None, marks=pytest.mark.slow),
         pytest.param("cifar100_400", "small_cnn", marks=pytest.mark.slow),
     ],
 )

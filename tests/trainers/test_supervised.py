@@ -10,6 +10,7 @@ import pytest
 
 from interplay.trainers import supervised
 from interplay.trainers.classifier import parts
+from interplay.trainers.classifier.saved import SavedRun
 from interplay.trainers.configs.supervised import get_config
 from interplay.trainers.core import checkpoints, logs
 from interplay.trainers.data import pipeline
@@ -68,6 +69,8 @@ def plain_run(tmp_path_factory, data_dir) -> tuple[pathlib.Path, dict]:
 @pytest.mark.xdist_group("plain_run")
 def test_short_run_writes_metrics_checkpoints_and_plot(plain_run):
     workdir, last = plain_run
+    with pytest.raises(ValueError, match="kept no EMA"):
+        SavedRun(workdir, "ema")
     records = logs.read(workdir / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 10, 20, 30, 40]  # log rows every 10
     assert set(records[0]) == {"step", "time"} | EVAL_KEYS  # at initialization
@@ -156,6 +159,7 @@ def _command(workdir, data_dir):
         "--config.eval_every=50",
         "--config.checkpoint_every=100",
         "--config.num_devices=1",
+        "--config.ema_momentum=0.99",  # the EMA of the weights resumes too
     ]
 
 
@@ -168,6 +172,15 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path, data_dir):
     times = [r["time"] for r in resumed]
     assert times == sorted(times)  # cumulative across the restart
     json.dumps(resumed)
+    # The trainer evaluated the EMA weights; the analysis reads them back, or the trained ones.
+    run = SavedRun(tmp_path / "killed")
+    assert run.weights == "ema"
+    evaluator = run.test_evaluator()
+    ema = evaluator.evaluate(run.variables(300))
+    assert float(ema["accuracy"]) == resumed[-1]["eval/accuracy"]
+    np.testing.assert_allclose(ema["mir"], resumed[-1]["eval/mir"], rtol=1e-4)
+    raw = evaluator.evaluate(SavedRun(tmp_path / "killed", "raw").variables(300))
+    assert float(raw["loss"]) != pytest.approx(resumed[-1]["eval/loss"], rel=1e-3)
 
 
 def test_sweep_over_seeds_and_variants(tmp_path, data_dir):

@@ -34,7 +34,7 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
     """Raises `ValueError` naming the first bad value among the fields every classifier
     trainer has (dataset, model, cadence, optimizer, eval, devices) or in `non_negative`."""
     data.spec(config.dataset)
-    models.get_model(config.model, 2)
+    model(config, 2)
     positive = ("batch_size", "eval_batch_size", "num_steps", "eval_every", "checkpoint_every")
     for key in (*positive, "log_every", "learning_rate"):
         if not config[key] > 0:
@@ -42,6 +42,8 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
     for key in ("weight_decay", "momentum", *non_negative):
         if config[key] < 0:
             raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
+    if not 0 <= config.ema_momentum < 1:
+        raise ValueError(f"config.ema_momentum must be in [0, 1), got {config.ema_momentum}.")
     if config.keep_checkpoints is not None and config.keep_checkpoints < 1:
         raise ValueError(
             f"config.keep_checkpoints must be ≥ 1 or None, got {config.keep_checkpoints}."
@@ -69,10 +71,25 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
             )
 
 
+def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    """`config.model` with the config's BatchNorm momentum and layer style."""
+    return models.get_model(
+        config.model, num_classes, bn_momentum=config.bn_momentum, style=config.model_style
+    )
+
+
+def decay_mask(params) -> dict:
+    """True on the parameters that weight decay reaches: those of two or more dimensions
+    (kernels), not the 1-D ones (biases, BatchNorm scales and offsets), as USB decays."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
 def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
-    """SGD with Nesterov momentum and coupled weight decay at the learning rates of `schedule`."""
+    """SGD with Nesterov momentum and coupled weight decay at the learning rates of `schedule`,
+    the decay on every parameter (`config.decay_every_param`) or on `decay_mask`'s."""
+    mask = None if config.decay_every_param else decay_mask
     return optax.chain(
-        optax.add_decayed_weights(config.weight_decay),
+        optax.add_decayed_weights(config.weight_decay, mask=mask),
         optax.sgd(schedule, momentum=config.momentum, nesterov=True),
     )
 
@@ -116,7 +133,7 @@ class Classifier:
     @classmethod
     def create(cls, config: ml_collections.ConfigDict) -> Classifier:
         spec = data.spec(config.dataset)
-        return cls(config, spec, models.get_model(config.model, spec.num_classes))
+        return cls(config, spec, model(config, spec.num_classes))
 
     @property
     def num_classes(self) -> int:
@@ -226,7 +243,7 @@ def experiment(
         return {
             f"{prefix}/{k}": v
             for prefix, evaluator in splits.items()
-            for k, v in evaluator.evaluate(state.variables).items()
+            for k, v in evaluator.evaluate(state.eval_variables).items()
         }
 
     return loop.Experiment(
@@ -243,8 +260,9 @@ def experiment(
 
 def supervised_state(classifier: Classifier) -> TrainState:
     """The supervised trainer's state at step 0 (also the analysis' restore target)."""
-    tx = make_optimizer(classifier.config, cosine_schedule(classifier.config))
-    return TrainState.create(classifier.initial_variables(), tx)
+    config = classifier.config
+    tx = make_optimizer(config, cosine_schedule(config))
+    return TrainState.create(classifier.initial_variables(), tx, config.ema_momentum)
 
 
 def supervised_experiment(config: ml_collections.ConfigDict) -> loop.Experiment:

@@ -4,7 +4,9 @@ The checkpoint analysis and the cross-modal encoder read runs of
 `interplay.trainers.supervised` through `SavedRun`: the config from
 `config.json`, the classifier's parts rebuilt from it, and every completed Orbax
 checkpoint restored onto one device against the abstract state of
-`parts.supervised_state`.
+`parts.supervised_state`. `weights` chooses what `variables` returns: the
+EMA of the weights (`"ema"`, a run with `ema_momentum > 0`) or the trained
+weights (`"raw"`); by default what the trainer evaluated.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ Variables = dict  # {"params": …, "batch_stats": …}, optionally stacked alon
 class SavedRun:
     """A supervised run's config, classifier parts and completed checkpoints.
 
+    Args:
+      workdir: the run's directory.
+      weights: `"ema"`, `"raw"` or None (the trainer's: `"ema"` when the run kept one).
+
     Raises:
       ValueError: `workdir` has no `checkpoints/`, no `config.json` or no
-        completed checkpoint.
+        completed checkpoint; `weights="ema"` for a run without an EMA.
     """
 
-    def __init__(self, workdir: str | pathlib.Path):
+    def __init__(self, workdir: str | pathlib.Path, weights: str | None = None):
         self.workdir = pathlib.Path(workdir)
         ckpt_dir = self.workdir / "checkpoints"
         if not ckpt_dir.is_dir():
@@ -42,6 +48,15 @@ class SavedRun:
             )
         self.config = supervised_config.get_config()
         self.config.update(json.loads(config_path.read_text()))
+        kept = self.config.ema_momentum > 0
+        self.weights = weights or ("ema" if kept else "raw")
+        if self.weights not in ("ema", "raw"):
+            raise ValueError(f'weights must be "ema" or "raw", got {weights!r}.')
+        if self.weights == "ema" and not kept:
+            raise ValueError(
+                f"{self.workdir} kept no EMA of its weights (config.ema_momentum = 0): "
+                'use weights="raw".'
+            )
         self.classifier = parts.Classifier.create(self.config)
         self.spec, self.model = self.classifier.spec, self.classifier.model
         self.manager = checkpoints.manager(ckpt_dir, read_only=True)
@@ -63,7 +78,8 @@ class SavedRun:
         return self.classifier.test_evaluators()["eval"]
 
     def variables(self, step: int) -> Variables | None:
-        """Params and batch stats at `step`, or None (with a message) if unreadable."""
+        """Params (`self.weights`) and batch stats at `step`, or None (with a message) if
+        unreadable."""
         try:
             state, _ = checkpoints.restore(self.manager, step, self.abstract)
         except Exception as e:  # noqa: BLE001  (any corruption: report and skip)
@@ -72,4 +88,4 @@ class SavedRun:
                 f"{str(e).splitlines()[0][:300] if str(e) else ''}"
             )
             return None
-        return state.variables
+        return state.eval_variables if self.weights == "ema" else state.variables

@@ -34,6 +34,7 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.num_steps = 500
     c.logit_scale = 100.0
     c.cma_weight = 0.0  # λ in (1 − λ)·CE + λ·L_cma
+    c.cma_normalize = "log_group"  # each group's entropy / log(its size), as skingorz/CMA; "none"
 
     c.eval_every = 100
     c.checkpoint_every = 500

@@ -46,6 +46,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.head_dim = 32
     c.mlp_dim = 512
     c.layer_norm = False
+    # Nanda et al.'s initialization (plain normal, std 1/√width; the unembedding over all 114
+    # tokens, std 1/√114); "flax": Flax's defaults, the unembedding over the 113 classes.
+    c.model_style = "nanda"
 
     c.learning_rate = 1e-3
     c.warmup_steps = 10

@@ -49,6 +49,12 @@ def base() -> ml_collections.ConfigDict:
     c.weight_decay = 5e-4
     c.num_steps = 1500
 
+    # Conventions where reference codes differ (the semi-supervised presets take USB's).
+    c.decay_every_param = True  # False: no decay on 1-D parameters (biases, BatchNorm), as USB
+    c.ema_momentum = 0.0  # > 0: keep an EMA of the weights and evaluate it (USB: 0.999)
+    c.bn_momentum = 0.9  # Flax BatchNorm momentum of the running statistics (USB: 0.999)
+    c.model_style = "flax"  # "usb": USB's WideResNet biases, initializers and BatchNorm ε
+
     c.eval_every = 100
     c.eval_batch_size = 64  # also the batch size of the papers' batch-averaged eval/batch_* values
     c.interplay_method = "auto"  # whole-split interplay: "exact" | "lanczos" | "auto"
