@@ -107,6 +107,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     parts.check_common(config, weights)
     if not (isinstance(config.mu, int) and config.mu >= 1):
         raise ValueError(f"config.mu must be an integer ≥ 1, got {config.mu}.")
+    if config.randaugment not in augment.VARIANTS:
+        raise ValueError(
+            f"config.randaugment must be one of {', '.join(augment.VARIANTS)}, "
+            f"got {config.randaugment!r}."
+        )
     for key in ("threshold", "ema_decay"):
         if not 0 < config[key] < 1:
             raise ValueError(f"config.{key} must be in (0, 1), got {config[key]}.")
@@ -187,7 +192,7 @@ def loss_fn(params, state: SemiSupervisedState, batch, *, model, config, seed, f
     if semi:
         views += [
             augment.weak(keys[1], unlabeled["image"], flip=flip),
-            augment.strong(keys[2], unlabeled["image"], flip=flip),
+            augment.strong(keys[2], unlabeled["image"], flip=flip, ops=config.randaugment),
         ]
     (logits, features), updates = model.apply(
         {"params": params, "batch_stats": state.batch_stats},

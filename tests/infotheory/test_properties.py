@@ -2,7 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from interplay import infotheory as it
@@ -43,15 +43,27 @@ def test_interplay_bounds(seed, n, d):
     assert 0 <= float(r.mir) <= 1 and 0 <= float(r.hdr) <= 1
 
 
+def _assert_same(a: it.Interplay, b: it.Interplay, atol: float) -> None:
+    """Entropies, MI and HDR to `atol`; MIR = MI / min(H) to `atol / min(H)`: an error δ in MI
+    moves MIR by δ / min(H), large when one entropy is near 0 (nearly collinear features)."""
+    smallest = min(float(a.h_features), float(a.h_heads))
+    for field in it.Interplay._fields:
+        tol = atol / max(smallest, 1e-3) if field == "mir" else atol
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), atol=tol, err_msg=field)
+
+
 @given(seeds, sizes, dims)
 def test_invariant_to_row_permutation(seed, n, d):
     features, labels, head = _sample(seed, n, d)
     perm = np.random.default_rng(seed + 1).permutation(n)
     a = it.interplay(features, labels, head)
     b = it.interplay(features[perm], labels[perm], head)
-    np.testing.assert_allclose(np.array(a), np.array(b), atol=2e-5)
+    _assert_same(a, b, atol=2e-5)
 
 
+# The example: two nearly collinear features, H(G(Z)) = 1.1e-3, where a fixed tolerance on MIR
+# failed (1.1e-4 apart, with MI 1e-7 apart) in a full run.
+@example(seed=3615, n=2, d=2)
 @given(seeds, sizes, dims)
 def test_invariant_to_rotation_and_positive_scaling(seed, n, d):
     features, labels, head = _sample(seed, n, d)
@@ -61,7 +73,7 @@ def test_invariant_to_rotation_and_positive_scaling(seed, n, d):
     head_scale = rng.uniform(0.1, 10.0, (head.shape[0], 1)).astype(np.float32)
     a = it.interplay(features, labels, head)
     b = it.interplay(row_scale * features @ q, labels, head_scale * head @ q)
-    np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
+    _assert_same(a, b, atol=1e-4)
 
 
 @given(seeds, sizes, dims)

@@ -1,5 +1,6 @@
 """Semi-supervised trainer: thresholds, masks, views, split, resume, presets, config errors."""
 
+import functools
 import json
 import os
 import sys
@@ -94,13 +95,16 @@ def test_a_sample_below_threshold_contributes_nothing(algorithm):
     assert np.any(grads[1][mask > 0])  # the kept features do get the interplay gradient
 
 
+FORMER_STRONG = functools.partial(augment.strong, ops="dm_pix")  # one object: jit's cache key
+
+
 @settings(max_examples=8)
 @given(seed=st.integers(0, 2**31 - 1), rgb=st.booleans())
 def test_views_keep_shape_dtype_range_and_depend_only_on_the_key(seed, rgb):
     shape = (5, 32, 32, 3) if rgb else (5, 8, 8, 1)
     images = jax.random.uniform(jax.random.key(seed), shape)
     key = jax.random.key(seed + 1)
-    for view in (augment.weak, augment.strong):
+    for view in (augment.weak, augment.strong, FORMER_STRONG):
         view = jax.jit(view, static_argnames="flip")  # as in the train step: one program
         out = view(key, images, flip=rgb)
         assert out.shape == images.shape and out.dtype == images.dtype
@@ -201,6 +205,8 @@ def test_a_refused_restart_leaves_the_runs_split_untouched(tmp_path, data_dir):
         ({"mi_weight": -0.1}, "mi_weight must be non-negative"),
         ({"fairness_weight": -1.0}, "fairness_weight must be non-negative"),
         ({"unlabeled_weight": -1.0}, "unlabeled_weight must be non-negative"),
+        ({"randaugment": "pil"}, "randaugment must be one of usb, dm_pix"),
+        ({"ema_momentum": 1.0}, r"ema_momentum must be in \[0, 1\)"),
     ],
 )
 def test_bad_config_fails_before_training(tmp_path, data_dir, overrides, match):

@@ -1,4 +1,4 @@
-"""Weak and strong views of image batches on the device (dm-pix), after USB's FixMatch/FreeMatch.
+"""Weak and strong views of image batches on the device, after USB's FixMatch/FreeMatch.
 
 Both are pure functions of `(key, images)`; images are `(n, H, W, C)` floats in
 [0, 1] and come back with the same shape, dtype and range. A trainer derives the
@@ -8,12 +8,15 @@ key from `(seed, step)`, so a step's views are reproducible after a resume.
   (USB's crop ratio 0.875: 4 px on 32 × 32 CIFAR, 1 px on 8 × 8 digits), then a
   random horizontal flip where `flip` (CIFAR; not digits, whose mirror images
   are not digits).
-* `strong`: the weak view, then RandAugment: `NUM_OPS` = 3 operations drawn
-  uniformly with replacement from `OPS`, each with a magnitude uniform in its
-  range (USB's ranges), then Cutout: a square of side `U(0, 0.5)·H` at a
-  uniform centre, filled with 0.5 (USB's grey).
+* `strong`: the weak view, then RandAugment, `ops="usb"`: USB's 14 operations
+  with PIL's semantics, in the drawn order, then USB's Cutout
+  (`classifier.randaugment`); `ops="dm_pix"` (this project's former view):
+  `NUM_OPS` = 3 operations drawn uniformly with replacement from `OPS`, each
+  with a magnitude uniform in its range, then Cutout: a square of side
+  `U(0, 0.5)·H` at a uniform centre, filled with 0.5.
 
-`OPS` (dm-pix function, range) and what differs from USB's PIL list:
+`OPS` of `ops="dm_pix"` (dm-pix function, range) and what differs from USB's
+PIL list:
 
 | op | dm-pix | magnitude |
 |---|---|---|
@@ -38,6 +41,10 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
+from interplay.trainers.classifier import randaugment
+
+#: `strong`'s RandAugment variants.
+VARIANTS = ("usb", "dm_pix")
 NUM_OPS = 3
 CUTOUT_MAX = 0.5
 CUTOUT_FILL = 0.5
@@ -114,9 +121,11 @@ def _cutout(key, image):
     return jnp.where(inside, jnp.asarray(CUTOUT_FILL, image.dtype), image)
 
 
-def _strong_one(key, image, flip: bool):
+def _strong_one(key, image, flip: bool, ops: str):
     weak_key, ops_key, cut_key = jax.random.split(key, 3)
     image = _weak_one(weak_key, image, flip)
+    if ops == "usb":
+        return randaugment.rand_augment(ops_key, image)
     pixel = list(_photometric(colour=image.shape[-1] == 3).values())
     geometric = list(_geometric(image.shape[0]).values())
     identity = (jnp.eye(2), jnp.zeros(2))
@@ -148,7 +157,10 @@ def weak(key: jax.Array, images: jax.Array, *, flip: bool) -> jax.Array:
     return jax.vmap(lambda k, x: _weak_one(k, x, flip))(keys, images)
 
 
-def strong(key: jax.Array, images: jax.Array, *, flip: bool) -> jax.Array:
-    """The weak view, then `NUM_OPS` RandAugment operations and Cutout (module docstring)."""
+def strong(key: jax.Array, images: jax.Array, *, flip: bool, ops: str = "usb") -> jax.Array:
+    """The weak view, then RandAugment (`ops`: `"usb"` or `"dm_pix"`) and Cutout (module
+    docstring)."""
+    if ops not in VARIANTS:
+        raise ValueError(f"RandAugment ops must be one of {VARIANTS}, got {ops!r}.")
     keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(lambda k, x: _strong_one(k, x, flip))(keys, images)
+    return jax.vmap(lambda k, x: _strong_one(k, x, flip, ops))(keys, images)

@@ -70,6 +70,7 @@ def get_config(arg: str = "digits_40") -> ml_collections.ConfigDict:
     c.decay_every_param = False
     c.bn_momentum = 0.999
     c.model_style = "usb"
+    c.randaugment = "usb"  # USB's 14 operations, PIL's semantics; "dm_pix": the former 8
 
     c.num_labels_per_class = int(labels) // (100 if name == "cifar100" else 10)
     if name != "digits":
