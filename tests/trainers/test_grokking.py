@@ -271,6 +271,7 @@ def test_summary_landmarks_and_leads_on_a_hand_made_log():
         assert s["signals"][name]["lead_grokked"] == 400 - step
 
 
+@pytest.mark.slow  # four trainer runs, two vmapped (about 70 s): margin under make test's 15 min
 def test_seeds_vmapped_each_write_a_run_and_resume_exactly(tmp_path, data_dir):
     # Grokfast on, so its EMA state is part of what must resume exactly.
     base = dict(num_seeds=2, representations="features,mlp_hidden", samples="train,batch")
