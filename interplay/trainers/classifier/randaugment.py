@@ -132,10 +132,6 @@ def _rotation(shape, v):
     return (cos, sin, cos * -cx + sin * -cy + cx, -sin, cos, -sin * -cx + cos * -cy + cy)
 
 
-def rotate(image, v):
-    return _affine(image, _rotation(image.shape, v))
-
-
 def sharpness(image, v):
     """Blend with PIL's SMOOTH (3 × 3 kernel [[1,1,1],[1,5,1],[1,1,1]] / 13, rounded; the border
     pixels kept)."""
@@ -168,7 +164,7 @@ def _geometric(name):
     return lambda image, v: _affine(image, _MATRICES[name](image.shape, v))
 
 
-shear_x, shear_y = _geometric("shear_x"), _geometric("shear_y")
+rotate, shear_x, shear_y = _geometric("rotate"), _geometric("shear_x"), _geometric("shear_y")
 translate_x, translate_y = _geometric("translate_x"), _geometric("translate_y")
 
 
