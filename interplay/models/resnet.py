@@ -17,7 +17,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-STYLES = ("flax", "usb")
+#: BatchNorm ε by `WideResNet.style`.
+EPSILON = {"flax": 1e-5, "usb": 1e-3}
+STYLES = tuple(EPSILON)
 
 
 def _batch_norm(train: bool, momentum: float, epsilon: float = 1e-5) -> nn.Module:
@@ -93,8 +95,7 @@ class WideBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        epsilon = 1e-3 if self.style == "usb" else 1e-5
-        norm = functools.partial(_batch_norm, train, self.bn_momentum, epsilon)
+        norm = functools.partial(_batch_norm, train, self.bn_momentum, EPSILON[self.style])
         y = nn.leaky_relu(norm()(x), 0.1)
         shortcut = (
             x
@@ -128,8 +129,7 @@ class WideResNet(nn.Module):
                 strides = 2 if i > 0 and j == 0 else 1
                 block = WideBlock(width * self.widen_factor, strides, self.bn_momentum, self.style)
                 x = block(x, train)
-        epsilon = 1e-3 if self.style == "usb" else 1e-5
-        x = nn.leaky_relu(_batch_norm(train, self.bn_momentum, epsilon)(x), 0.1)
+        x = nn.leaky_relu(_batch_norm(train, self.bn_momentum, EPSILON[self.style])(x), 0.1)
         features = jnp.mean(x, axis=(1, 2))
         head = (
             nn.Dense(self.num_classes, name="head")
