@@ -51,8 +51,31 @@ class SmallCNN(nn.Module):
         return nn.Dense(self.num_classes, name="head")(features), features
 
 
+class Standardized(nn.Module):
+    """`model` on inputs standardized per channel, `(x − mean) / std`.
+
+    The parameters are `model`'s own, at the same paths (a shared scope), so
+    `head(params)` and checkpoints read the same with or without it.
+    """
+
+    model: nn.Module
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def setup(self):
+        nn.share_scope(self, self.model)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        return self.model((x - jnp.asarray(self.mean)) / jnp.asarray(self.std), train=train)
+
+
 def get_model(
-    name: str, num_classes: int, *, bn_momentum: float = 0.9, style: str = "flax"
+    name: str,
+    num_classes: int,
+    *,
+    bn_momentum: float = 0.9,
+    style: str = "flax",
+    input_stats: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> nn.Module:
     """Model by name: `mlp`, `small_cnn`, `resnet18`, `wrn28_2`, `wrn28_8`.
 
@@ -61,6 +84,8 @@ def get_model(
       num_classes: C, the head's outputs.
       bn_momentum: Flax BatchNorm momentum of the models with BatchNorm (all but `mlp`).
       style: the WideResNets' layer details, `"flax"` or `"usb"` (`models.resnet`).
+      input_stats: `(mean, std)` per channel: the model standardizes its inputs with them
+        (`Standardized`); None: inputs as given.
     """
     from interplay.models.resnet import STYLES, ResNet18, WideResNet
 
@@ -78,4 +103,11 @@ def get_model(
     }
     if name not in registry:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(registry)}.")
-    return registry[name]()
+    if input_stats is None:
+        return registry[name]()
+    mean, std = (tuple(float(v) for v in stat) for stat in input_stats)
+    if len(mean) != len(std) or min(std) <= 0:
+        raise ValueError(
+            f"input_stats: one mean and one positive std per channel, got {input_stats}."
+        )
+    return Standardized(registry[name](), mean, std)

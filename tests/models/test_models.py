@@ -96,3 +96,27 @@ def test_usb_wide_resnet_biases_and_initial_scales():
     assert not np.any(head["bias"])
     with pytest.raises(ValueError, match="style"):
         models.get_model("wrn28_2", 10, style="torch")
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "wrn28_2"])
+def test_standardized_model_is_the_model_on_standardized_inputs_with_the_same_params(name):
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    bare = models.get_model(name, 4)
+    model = models.get_model(name, 4, input_stats=(mean, std))
+    x = jax.random.uniform(jax.random.key(0), (3, 32, 32, 3))
+    variables = model.init(jax.random.key(1), x)
+    assert jax.tree.structure(variables) == jax.tree.structure(bare.init(jax.random.key(1), x))
+    standardized = (np.asarray(x, np.float64) - mean) / std
+    for train in (False, True):
+        got = model.apply(variables, x, train=train, mutable=["batch_stats"])
+        want = bare.apply(
+            variables, jnp.float32(standardized), train=train, mutable=["batch_stats"]
+        )
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
+
+
+def test_bad_input_stats_are_an_error():
+    with pytest.raises(ValueError, match="one mean and one positive std per channel"):
+        models.get_model("mlp", 10, input_stats=((0.5,), (0.0,)))
+    with pytest.raises(ValueError, match="one mean and one positive std per channel"):
+        models.get_model("mlp", 10, input_stats=((0.5, 0.5), (0.2,)))

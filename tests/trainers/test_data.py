@@ -27,6 +27,14 @@ def test_digits_builder_is_array_record_with_fixed_split(data_dir):
     assert "tensorflow" not in sys.modules
 
 
+def test_digits_mean_and_std_are_those_of_the_train_split(data_dir):
+    train = data.source("digits", "train", data_dir)
+    s = data.spec("digits")
+    images = np.stack([train[i]["image"] for i in range(len(train))]) / s.max_value
+    np.testing.assert_allclose(images.mean(axis=(0, 1, 2)), s.mean, atol=1e-4)
+    np.testing.assert_allclose(images.std(axis=(0, 1, 2)), s.std, atol=1e-4)
+
+
 def test_train_batches_are_a_function_of_step(data_dir):
     spec = data.spec("digits")
     src = data.source("digits", "train", data_dir)

@@ -33,8 +33,7 @@ from interplay.trainers.data import pipeline
 def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...]) -> None:
     """Raises `ValueError` naming the first bad value among the fields every classifier
     trainer has (dataset, model, cadence, optimizer, eval, devices) or in `non_negative`."""
-    data.spec(config.dataset)
-    model(config, 2)
+    model(config, data.spec(config.dataset))
     positive = ("batch_size", "eval_batch_size", "num_steps", "eval_every", "checkpoint_every")
     for key in (*positive, "log_every", "learning_rate"):
         if not config[key] > 0:
@@ -71,10 +70,15 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
             )
 
 
-def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-    """`config.model` with the config's BatchNorm momentum and layer style."""
+def model(config: ml_collections.ConfigDict, spec: data.DatasetSpec) -> nn.Module:
+    """`config.model` for `spec`'s classes with the config's BatchNorm momentum and layer
+    style, standardizing its inputs by `spec`'s mean and std if `config.normalize_inputs`."""
     return models.get_model(
-        config.model, num_classes, bn_momentum=config.bn_momentum, style=config.model_style
+        config.model,
+        spec.num_classes,
+        bn_momentum=config.bn_momentum,
+        style=config.model_style,
+        input_stats=(spec.mean, spec.std) if config.normalize_inputs else None,
     )
 
 
@@ -133,7 +137,7 @@ class Classifier:
     @classmethod
     def create(cls, config: ml_collections.ConfigDict) -> Classifier:
         spec = data.spec(config.dataset)
-        return cls(config, spec, model(config, spec.num_classes))
+        return cls(config, spec, model(config, spec))
 
     @property
     def num_classes(self) -> int:

@@ -65,11 +65,13 @@ def get_config(arg: str = "digits_40") -> ml_collections.ConfigDict:
     c.num_eval_unlabeled = 1024  # unlabeled examples whose features are measured at each eval
 
     # USB's conventions: an EMA of the weights (momentum 0.999) is evaluated, 1-D parameters
-    # are not decayed, BatchNorm averages over ≈ 1 000 steps, USB's WideResNet details.
+    # are not decayed, BatchNorm averages over ≈ 1 000 steps, USB's WideResNet details,
+    # inputs standardized by the dataset's mean and std.
     c.ema_momentum = 0.999
     c.decay_every_param = False
     c.bn_momentum = 0.999
     c.model_style = "usb"
+    c.normalize_inputs = True
     c.randaugment = "usb"  # USB's 14 operations, PIL's semantics; "dm_pix": the former 8
 
     c.num_labels_per_class = int(labels) // (100 if name == "cifar100" else 10)

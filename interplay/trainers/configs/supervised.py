@@ -54,6 +54,7 @@ def base() -> ml_collections.ConfigDict:
     c.ema_momentum = 0.0  # > 0: keep an EMA of the weights and evaluate it (USB: 0.999)
     c.bn_momentum = 0.9  # Flax BatchNorm momentum of the running statistics (USB: 0.999)
     c.model_style = "flax"  # "usb": USB's WideResNet biases, initializers and BatchNorm ε
+    c.normalize_inputs = False  # True: standardize by the dataset's mean and std (USB)
 
     c.eval_every = 100
     c.eval_batch_size = 64  # also the batch size of the papers' batch-averaged eval/batch_* values
