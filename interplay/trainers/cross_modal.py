@@ -6,14 +6,30 @@
 The few-shot table over shots, seeds and λ is `interplay.trainers.studies.few_shot`.
 
 The model: frozen image features `x (n, d)` and frozen class embeddings
-`e (C, d_e)`; the learnable part is a per-class context `ctx (C, d_e)` (CoOp's
-class-specific context, the "prompt", initialized at 0), passed with the class
-embedding through a frozen projection `P` (two-layer tanh MLP, `d_e → d`) into
-text features `t_c = P(e_c + ctx_c)`; logits `s · cos(x, t_c)` with CLIP's
-logit scale `s = 100`; loss `(1 − λ)·CE + λ·L_cma(x, y, t)`
-(`interplay.infotheory.losses.cross_modal_alignment`, `config.cma_weight = λ`,
-each class group's entropy divided by the log of its size as the reference code
-does, `config.cma_normalize = "log_group"`; `"none"` for nats).
+`e (C, d_e)`; the learnable part is the context of the prompt, and the text
+features `t_c` of the prompted classes come out of a frozen stand-in text
+encoder ending in a projection `P` (two-layer tanh MLP, `d_e → d`). Logits
+are `s · cos(x, t_c)` with CLIP's logit scale `s = 100`; the loss is
+`(1 − λ)·CE + λ·L_cma(x, y, t)` (`interplay.infotheory.losses.cross_modal_alignment`,
+`config.cma_weight = λ`, each class group's entropy divided by the log of its
+size as the reference code does, `config.cma_normalize = "log_group"`;
+`"none"` for nats). `config.prompt`:
+
+- `"coop"` (CoOp's default, unified context): `M = num_context_tokens` (16)
+  context tokens shared by all classes, drawn from `N(0, context_init_std²)`
+  (0.02), before the class token; the stand-in encoder reads the sequence
+  `[ctx_1 … ctx_M, e_c]` at the class token with one frozen attention layer,
+  `h_c = e_c + Σ_j softmax_j(q_c·k_j / √d_e) v_j` (`q = e W_q`, `k = X W_k`,
+  `v = X W_v`, random `N(0, 1/d_e)` weights), and `t_c = P(h_c)`.
+- `"class_vector"` (the project's former prompt): one context vector per
+  class, from 0, added to the embedding: `t_c = P(e_c + ctx_c)`.
+
+The optimizer is CoOp's (Dassl's defaults): SGD with momentum 0.9 and
+weight decay 5e-4, batch 32, a first epoch at the constant rate 1e-5, then a
+cosine from 0.002; 50 epochs at 1 shot, 100 at 2–4 and 200 at 8–16
+(`coop_epochs`) unless `config.num_steps` is set. An epoch is a fresh
+permutation of the few-shot set cut into `⌊n / B⌋` batches (the last partial
+one dropped), as PyTorch's loader with `drop_last`.
 
 Data: an `.npz` with `train_features, train_labels, test_features,
 test_labels, class_embeddings` (`config.features`). To use CLIP, export with
@@ -128,20 +144,55 @@ def few_shot_indices(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     )
 
 
-class Prompt:
-    """The frozen parts and the text features `t = P(e + ctx)` of a run."""
+PROMPTS = ("coop", "class_vector")
 
-    def __init__(self, class_embeddings: np.ndarray, width: int, seed: int):
+
+def coop_epochs(shots: int) -> int:
+    """CoOp's epochs by shots (its scripts' `ep50`, `ep100` and full configs)."""
+    return 50 if shots <= 1 else 100 if shots <= 4 else 200
+
+
+class Prompt:
+    """The frozen parts of a run's prompt and its text features (`config.prompt`).
+
+    Args:
+      class_embeddings: `(C, d_e)` frozen class embeddings `e`.
+      width: `d`, the image features' width (the projection's output).
+      config: the run's config (`prompt`, `projection_seed`, `num_context_tokens`,
+        `context_init_std`).
+    """
+
+    def __init__(self, class_embeddings: np.ndarray, width: int, config):
+        self.config = config
         self.embeddings = jnp.asarray(class_embeddings, jnp.float32)
         dim = self.embeddings.shape[1]
-        self.projection = _mlp(jax.random.key(seed), (dim, 2 * dim, width))
+        key = jax.random.key(config.projection_seed)
+        self.projection = _mlp(key, (dim, 2 * dim, width))
+        self.attention = [  # W_q, W_k, W_v of the coop encoder
+            jax.random.normal(k, (dim, dim)) / np.sqrt(dim)
+            for k in jax.random.split(jax.random.fold_in(key, 1), 3)
+        ]
 
-    def init(self) -> dict:
-        return {"params": {"context": jnp.zeros_like(self.embeddings)}}
+    def init(self, key: jax.Array) -> dict:
+        """The context at step 0: `M` shared tokens `N(0, σ²)`, or a zero vector per class."""
+        c = self.config
+        if c.prompt == "class_vector":
+            return {"params": {"context": jnp.zeros_like(self.embeddings)}}
+        shape = (c.num_context_tokens, self.embeddings.shape[1])
+        return {"params": {"context": c.context_init_std * jax.random.normal(key, shape)}}
 
     def text(self, params) -> jax.Array:
         """`(C, d)` text features of the prompted classes."""
-        return _apply_mlp(self.projection, self.embeddings + params["context"])
+        e, context = self.embeddings, params["context"]
+        if self.config.prompt == "class_vector":
+            return _apply_mlp(self.projection, e + context)
+        tokens = jnp.concatenate(
+            [jnp.broadcast_to(context, (e.shape[0], *context.shape)), e[:, None]], axis=1
+        )
+        w_q, w_k, w_v = self.attention
+        scores = jnp.einsum("cd,cjd->cj", e @ w_q, tokens @ w_k) / np.sqrt(e.shape[1])
+        h = e + jnp.einsum("cj,cjd->cd", jax.nn.softmax(scores), tokens @ w_v)
+        return _apply_mlp(self.projection, h)
 
 
 def loss_fn(params, state, batch, *, prompt: Prompt, config):
@@ -161,9 +212,18 @@ def loss_fn(params, state, batch, *, prompt: Prompt, config):
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises `ValueError` naming the first bad config value."""
-    for key in ("shots", "batch_size", "learning_rate", "num_steps", "eval_every", "logit_scale"):
+    positive = ("shots", "batch_size", "learning_rate", "warmup_lr", "eval_every", "logit_scale")
+    positive += ("checkpoint_every", "log_every", "num_context_tokens", "context_init_std")
+    for key in positive:
         if not config[key] > 0:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+    if config.num_steps is not None and not config.num_steps > 0:
+        raise ValueError(f"config.num_steps must be positive or None, got {config.num_steps}.")
+    for key in ("momentum", "weight_decay", "warmup_epochs", "encoder_steps"):
+        if config[key] < 0:
+            raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
+    if config.prompt not in PROMPTS:
+        raise ValueError(f"config.prompt must be one of {PROMPTS}, got {config.prompt!r}.")
     if not 0 <= config.cma_weight <= 1:
         raise ValueError(f"config.cma_weight must be in [0, 1], got {config.cma_weight}.")
     if config.cma_normalize not in it.losses.NORMALIZATIONS:
@@ -173,6 +233,39 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def batch_size_and_steps_per_epoch(config, num_examples: int) -> tuple[int, int]:
+    """`(B, ⌊n / B⌋)` with `B = min(batch_size, n)`: full batches of an epoch of `n`."""
+    batch_size = min(config.batch_size, num_examples)
+    return batch_size, num_examples // batch_size
+
+
+def resolve_steps(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`config` with `num_steps` set: CoOp's `coop_epochs(shots)` epochs when it is None."""
+    if config.num_steps is not None:
+        return config
+    num_classes = load(config)["class_embeddings"].shape[0]
+    _, steps_per_epoch = batch_size_and_steps_per_epoch(config, num_classes * config.shots)
+    config = config.copy_and_resolve_references()
+    config.num_steps = coop_epochs(config.shots) * steps_per_epoch
+    return config
+
+
+def batch_rows(key: jax.Array, step, num_examples: int, batch_size: int) -> jax.Array:
+    """Rows of `step`'s batch: epoch `e = step // (n // B)` is the permutation keyed by
+    `(key, e)` cut into `n // B` batches of `B`, the remainder dropped."""
+    epoch, index = jnp.divmod(step, num_examples // batch_size)
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+    return jax.lax.dynamic_slice(order, (index * batch_size,), (batch_size,))
+
+
+def schedule_fn(config, steps_per_epoch: int) -> optax.Schedule:
+    """`warmup_lr` for the first `warmup_epochs` epochs, then the cosine from `learning_rate`
+    over `num_steps` at the step reached (Dassl's constant warm-up before its cosine)."""
+    cosine = optax.cosine_decay_schedule(config.learning_rate, config.num_steps)
+    warmup = config.warmup_epochs * steps_per_epoch
+    return lambda step: jnp.where(step < warmup, config.warmup_lr, cosine(step))
+
+
 def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
     arrays = load(config)
     subset = few_shot_indices(arrays["train_labels"], config.shots, config.seed)
@@ -180,16 +273,20 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
     y = jnp.asarray(arrays["train_labels"][subset])
     test_x = jnp.asarray(arrays["test_features"], jnp.float32)
     test_y = jnp.asarray(arrays["test_labels"])
-    num_classes, batch_size = arrays["class_embeddings"].shape[0], min(config.batch_size, len(y))
-    prompt = Prompt(arrays["class_embeddings"], x.shape[1], config.projection_seed)
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps)
-    tx = optax.sgd(schedule, momentum=config.momentum)
+    num_classes = arrays["class_embeddings"].shape[0]
+    batch_size, steps_per_epoch = batch_size_and_steps_per_epoch(config, len(y))
+    prompt = Prompt(arrays["class_embeddings"], x.shape[1], config)
+    schedule = schedule_fn(config, steps_per_epoch)
+    tx = optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(schedule, momentum=config.momentum),
+    )
     loss = functools.partial(loss_fn, prompt=prompt, config=config)
-    key = jax.random.key(config.seed)
+    key, init_key = jax.random.split(jax.random.key(config.seed))  # batches, context
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state):  # the batch is a pure function of (seed, step)
-        rows = jax.random.choice(jax.random.fold_in(key, state.step), len(y), (batch_size,), False)
+        rows = batch_rows(key, state.step, len(y), batch_size)
         return train_step(state, {"features": x[rows], "labels": y[rows]}, loss_fn=loss)
 
     def train(state, first, num_steps):
@@ -233,7 +330,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
 
     return loop.Experiment(
         name=f"{config.shots}-shot λ={config.cma_weight}",
-        init=lambda: TrainState.create(prompt.init(), tx),
+        init=lambda: TrainState.create(prompt.init(init_key), tx),
         train=train,
         evaluate=evaluate,
         learning_rate=schedule,
@@ -244,6 +341,7 @@ def experiment(config: ml_collections.ConfigDict) -> loop.Experiment:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Trains the prompt, evaluates and checkpoints (resumable); returns the last eval record."""
     validate(config)
+    config = resolve_steps(config)
     [records] = loop.run(experiment(config), config, workdir, cross_modal_config.RESUMABLE)
     return logs.evals(records)[-1]
 

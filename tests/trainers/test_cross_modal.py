@@ -2,6 +2,8 @@
 
 import shutil
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
@@ -30,8 +32,8 @@ def npz(tmp_path_factory):
 
 def _config(npz, **overrides):
     config = cross_modal_config.get_config("digits")
-    config.update(features=str(npz), shots=4, num_steps=40, eval_every=20, log_every=10)
-    config.update(checkpoint_every=20, **overrides)
+    config.update(features=str(npz), shots=4, num_steps=100, eval_every=50, log_every=10)
+    config.update(checkpoint_every=50, **overrides)
     return config
 
 
@@ -46,7 +48,7 @@ def test_few_shot_indices_are_balanced_and_seeded():
 def test_trains_resumes_exactly_and_cma_changes_the_run(npz, tmp_path):
     straight = cross_modal.train_and_evaluate(_config(npz), tmp_path / "straight")
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
-    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "40")  # as if killed after step 20
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "100")  # as if killed after step 50
     resumed = cross_modal.train_and_evaluate(_config(npz), tmp_path / "resumed")
     for key in straight:
         if key.startswith("eval/"):
@@ -67,6 +69,11 @@ def test_trains_resumes_exactly_and_cma_changes_the_run(npz, tmp_path):
         ({"shots": 21}, "config.shots=21: the smallest class has 20"),
         ({"cma_weight": 1.5}, "config.cma_weight must be in"),
         ({"logit_scale": 0.0}, "config.logit_scale must be positive"),
+        ({"prompt": "cocoop"}, "config.prompt must be one of"),
+        ({"num_context_tokens": 0}, "config.num_context_tokens must be positive"),
+        ({"warmup_epochs": -1}, "config.warmup_epochs must be non-negative"),
+        ({"weight_decay": -1e-4}, "config.weight_decay must be non-negative"),
+        ({"num_steps": 0}, "config.num_steps must be positive or None"),
     ],
 )
 def test_config_errors(npz, tmp_path, overrides, message):
@@ -94,3 +101,57 @@ def test_spearman_and_report():
     assert rho["eval/class_entropy"] > 0.5 and rho["eval/silhouette"] < -0.5
     text = temperature.report(results)
     assert "| 0.1 |" in text and "Spearman ρ with feature entropy (9 runs)" in text
+
+
+def test_batches_are_epochs_of_permutations_with_the_remainder_dropped():
+    key, n, b = jax.random.key(3), 11, 4  # two batches an epoch, three examples dropped
+    rows = [np.asarray(cross_modal.batch_rows(key, s, n, b)) for s in range(6)]
+    for epoch in range(3):
+        seen = np.concatenate(rows[2 * epoch : 2 * epoch + 2])
+        assert len(set(seen)) == 8 and seen.max() < n  # no repeat within an epoch
+    assert not np.array_equal(rows[0], rows[2])  # a fresh permutation each epoch
+
+
+def test_schedule_is_a_constant_warmup_epoch_then_the_cosine(npz):
+    config = _config(npz, num_steps=100, warmup_epochs=1, warmup_lr=1e-5, learning_rate=0.002)
+    schedule = cross_modal.schedule_fn(config, steps_per_epoch=5)
+    np.testing.assert_allclose([schedule(s) for s in range(5)], 1e-5)
+    for s in (5, 50, 99):
+        want = 0.001 * (1 + np.cos(np.pi * s / 100))
+        np.testing.assert_allclose(schedule(s), want, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("shots,epochs", [(1, 50), (2, 100), (4, 100), (8, 200), (16, 200)])
+def test_coop_epochs_by_shots_set_the_steps(npz, shots, epochs):
+    config = _config(npz, shots=shots, num_steps=None, batch_size=8)
+    steps_per_epoch = (3 * shots) // min(8, 3 * shots)
+    assert cross_modal.resolve_steps(config).num_steps == epochs * steps_per_epoch
+
+
+def test_coop_prompt_is_shared_context_read_by_attention_at_the_class_token(npz):
+    config = _config(npz)
+    e = np.random.default_rng(1).normal(size=(3, 6))
+    prompt = cross_modal.Prompt(e, 8, config)
+    context = np.asarray(prompt.init(jax.random.key(0))["params"]["context"], np.float64)
+    assert context.shape == (16, 6) and 0.01 < context.std() < 0.03
+    w_q, w_k, w_v = (np.asarray(w, np.float64) for w in prompt.attention)
+    want = []
+    for c in range(3):  # float64 loop over classes: tokens [ctx_1 … ctx_16, e_c]
+        tokens = np.concatenate([context, e[c : c + 1]])
+        scores = (e[c] @ w_q) @ (tokens @ w_k).T / np.sqrt(6)
+        weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        want.append(e[c] + weights @ (tokens @ w_v))
+    projected = cross_modal._apply_mlp(prompt.projection, jnp.asarray(np.stack(want), jnp.float32))
+    got = prompt.text({"context": jnp.asarray(context, jnp.float32)})
+    np.testing.assert_allclose(got, projected, rtol=1e-4, atol=1e-5)
+
+
+def test_class_vector_prompt_is_the_former_one(npz):
+    config = _config(npz, prompt="class_vector")
+    e = np.random.default_rng(1).normal(size=(3, 6))
+    prompt = cross_modal.Prompt(e, 8, config)
+    context = prompt.init(jax.random.key(0))["params"]["context"]
+    assert context.shape == (3, 6) and not np.any(context)
+    shifted = {"context": jnp.ones((3, 6))}
+    want = cross_modal._apply_mlp(prompt.projection, jnp.asarray(e + 1.0, jnp.float32))
+    np.testing.assert_allclose(prompt.text(shifted), want, rtol=1e-5, atol=1e-6)

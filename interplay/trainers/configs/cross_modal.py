@@ -11,14 +11,17 @@ import ml_collections
 
 from interplay.trainers import configs
 
-PRESETS = {"digits": "digits CNN features × class-mean images through a frozen MLP (offline)"}
+PRESETS = {
+    "digits": "digits CNN features × class-mean images through a frozen MLP (offline)",
+    "digits_former": "the same data under the project's former protocol (before CoOp's setup)",
+}
 
 #: Fields that may change when a run continues in the same workdir.
 RESUMABLE = ("num_steps", "eval_every", "checkpoint_every", "log_every", "data_dir")
 
 
 def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
-    configs.parse(arg, PRESETS)
+    preset, _ = configs.parse(arg, PRESETS)
     c = ml_collections.ConfigDict()
     c.features = configs.placeholder(str)  # .npz; None: the digits stand-in, built in data_dir
     c.data_dir = configs.placeholder(str)  # TFDS default when None
@@ -27,14 +30,29 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.seed = 0  # the few-shot subset and the batch order
     c.projection_seed = 0  # the frozen text-side projection (the same for every seed)
 
-    # CoOp's optimizer: SGD, momentum 0.9, lr 0.002 cosine, batch 32; CLIP's logit scale.
+    # CoOp's prompt: 16 context tokens shared by the classes, N(0, 0.02²); "class_vector": the
+    # project's former prompt, one context vector per class from 0, added to its embedding.
+    c.prompt = "coop"
+    c.num_context_tokens = 16
+    c.context_init_std = 0.02
+
+    # CoOp's optimizer (Dassl's defaults): SGD, momentum 0.9, weight decay 5e-4, batch 32,
+    # one warm-up epoch at 1e-5, then lr 0.002 cosine; CLIP's logit scale. The project's former
+    # optimizer: weight_decay=0, warmup_epochs=0, num_steps=500.
     c.batch_size = 32  # min(batch_size, C · shots) per step
     c.learning_rate = 0.002
     c.momentum = 0.9
-    c.num_steps = 500
+    c.weight_decay = 5e-4
+    c.warmup_epochs = 1
+    c.warmup_lr = 1e-5
+    c.num_steps = configs.placeholder(int)  # None: CoOp's 50/100/200 epochs at 1/2–4/8–16 shots
     c.logit_scale = 100.0
     c.cma_weight = 0.0  # λ in (1 − λ)·CE + λ·L_cma
     c.cma_normalize = "log_group"  # each group's entropy / log(its size), as skingorz/CMA; "none"
+
+    if preset == "digits_former":
+        c.update(prompt="class_vector", weight_decay=0.0, warmup_epochs=0, num_steps=500)
+        c.cma_normalize = "none"
 
     c.eval_every = 100
     c.checkpoint_every = 500
