@@ -17,10 +17,13 @@ size as the reference code does, `config.cma_normalize = "log_group"`;
 
 - `"coop"` (CoOp's default, unified context): `M = num_context_tokens` (16)
   context tokens shared by all classes, drawn from `N(0, context_init_std²)`
-  (0.02), before the class token; the stand-in encoder reads the sequence
-  `[ctx_1 … ctx_M, e_c]` at the class token with one frozen attention layer,
-  `h_c = e_c + Σ_j softmax_j(q_c·k_j / √d_e) v_j` (`q = e W_q`, `k = X W_k`,
-  `v = X W_v`, random `N(0, 1/d_e)` weights), and `t_c = P(h_c)`.
+  (0.02), before the class token; the stand-in encoder lets the class token
+  read them through one frozen attention layer,
+  `h_c = e_c + Σ_j softmax_j(q_c·k_j / √d_e) v_j` (`q_c = e_c W_q`,
+  `k_j = ctx_j W_k`, `v_j = ctx_j W_v`, random `N(0, 1/d_e)` weights), and
+  `t_c = P(h_c)`: a shared context that moves each class by its own attention,
+  and at its small initialization leaves the zero-shot `P(e_c)` nearly intact.
+  `class_specific_context=True` is CoOp's CSC: `M` tokens of each class's own.
 - `"class_vector"` (the project's former prompt): one context vector per
   class, from 0, added to the embedding: `t_c = P(e_c + ctx_c)`.
 
@@ -174,11 +177,13 @@ class Prompt:
         ]
 
     def init(self, key: jax.Array) -> dict:
-        """The context at step 0: `M` shared tokens `N(0, σ²)`, or a zero vector per class."""
-        c = self.config
+        """The context at step 0: `M` tokens `N(0, σ²)`, shared `(M, d_e)` or per class
+        `(C, M, d_e)`; or a zero vector per class (`class_vector`)."""
+        c, (num_classes, dim) = self.config, self.embeddings.shape
         if c.prompt == "class_vector":
             return {"params": {"context": jnp.zeros_like(self.embeddings)}}
-        shape = (c.num_context_tokens, self.embeddings.shape[1])
+        shape = (c.num_context_tokens, dim)
+        shape = (num_classes, *shape) if c.class_specific_context else shape
         return {"params": {"context": c.context_init_std * jax.random.normal(key, shape)}}
 
     def text(self, params) -> jax.Array:
@@ -186,13 +191,11 @@ class Prompt:
         e, context = self.embeddings, params["context"]
         if self.config.prompt == "class_vector":
             return _apply_mlp(self.projection, e + context)
-        tokens = jnp.concatenate(
-            [jnp.broadcast_to(context, (e.shape[0], *context.shape)), e[:, None]], axis=1
-        )
         w_q, w_k, w_v = self.attention
-        scores = jnp.einsum("cd,cjd->cj", e @ w_q, tokens @ w_k) / np.sqrt(e.shape[1])
-        h = e + jnp.einsum("cj,cjd->cd", jax.nn.softmax(scores), tokens @ w_v)
-        return _apply_mlp(self.projection, h)
+        context = jnp.broadcast_to(context, (e.shape[0], *context.shape[-2:]))  # (C, M, d_e)
+        scores = jnp.einsum("cd,cmd->cm", e @ w_q, context @ w_k) / np.sqrt(e.shape[1])
+        shift = jnp.einsum("cm,cmd->cd", jax.nn.softmax(scores), context @ w_v)
+        return _apply_mlp(self.projection, e + shift)
 
 
 def loss_fn(params, state, batch, *, prompt: Prompt, config):

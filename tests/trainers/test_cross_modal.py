@@ -128,16 +128,17 @@ def test_coop_epochs_by_shots_set_the_steps(npz, shots, epochs):
     assert cross_modal.resolve_steps(config).num_steps == epochs * steps_per_epoch
 
 
-def test_coop_prompt_is_shared_context_read_by_attention_at_the_class_token(npz):
-    config = _config(npz)
+@pytest.mark.parametrize("specific,shape", [(False, (16, 6)), (True, (3, 16, 6))])
+def test_coop_prompt_is_context_read_by_the_class_token_through_attention(npz, specific, shape):
+    config = _config(npz, class_specific_context=specific)
     e = np.random.default_rng(1).normal(size=(3, 6))
     prompt = cross_modal.Prompt(e, 8, config)
     context = np.asarray(prompt.init(jax.random.key(0))["params"]["context"], np.float64)
-    assert context.shape == (16, 6) and 0.01 < context.std() < 0.03
+    assert context.shape == shape and 0.01 < context.std() < 0.03
     w_q, w_k, w_v = (np.asarray(w, np.float64) for w in prompt.attention)
     want = []
-    for c in range(3):  # float64 loop over classes: tokens [ctx_1 … ctx_16, e_c]
-        tokens = np.concatenate([context, e[c : c + 1]])
+    for c in range(3):  # float64 loop over classes: e_c attends to its ctx_1 … ctx_16
+        tokens = context[c] if specific else context
         scores = (e[c] @ w_q) @ (tokens @ w_k).T / np.sqrt(6)
         weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
         want.append(e[c] + weights @ (tokens @ w_v))

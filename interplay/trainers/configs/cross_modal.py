@@ -35,6 +35,7 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.prompt = "coop"
     c.num_context_tokens = 16
     c.context_init_std = 0.02
+    c.class_specific_context = False  # CoOp's CSC: True gives each class its own tokens
 
     # CoOp's optimizer (Dassl's defaults): SGD, momentum 0.9, weight decay 5e-4, batch 32,
     # one warm-up epoch at 1e-5, then lr 0.002 cosine; CLIP's logit scale. The project's former
