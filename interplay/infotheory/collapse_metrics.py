@@ -156,6 +156,20 @@ def _centred(m: ClassMoments) -> tuple[jax.Array, jax.Array, jax.Array]:
     return present, centre, means - centre
 
 
+def _nc1(m: ClassMoments, present: jax.Array, centred: jax.Array) -> jax.Array:
+    c = present.sum()
+    centred = centred * present[:, None]
+    sigma_b = centred.T @ centred / c
+    return jnp.trace(m.within / m.counts.sum() @ psd_pinv(sigma_b)) / c
+
+
+@full_precision
+def within_class_variability(m: ClassMoments) -> jax.Array:
+    """NC1 alone, `tr(Σ_W Σ_B^†) / C`: it needs no head, so any layer of any width has it."""
+    present, _, centred = _centred(m)
+    return _nc1(m, present, centred)
+
+
 @full_precision
 def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
     """NC1–NC3 (every named variant) from accumulated moments and the `(C, d)` head.
@@ -169,11 +183,9 @@ def measure_collapse(m: ClassMoments, head: ArrayLike) -> CollapseMetrics:
     0.0
     """
     present, _, centred = _centred(m)
+    nc1 = _nc1(m, present, centred)
     c = present.sum()
     centred = centred * present[:, None]
-    sigma_w = m.within / m.counts.sum()
-    sigma_b = centred.T @ centred / c
-    nc1 = jnp.trace(sigma_w @ psd_pinv(sigma_b)) / c
 
     gram = centred @ centred.T
     etf = (jnp.diag(present) - jnp.outer(present, present) / c) / jnp.sqrt(c - 1)
