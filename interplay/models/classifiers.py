@@ -77,7 +77,8 @@ def get_model(
     style: str = "flax",
     input_stats: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> nn.Module:
-    """Model by name: `mlp`, `small_cnn`, `resnet18`, `wrn28_2`, `wrn28_8`.
+    """Model by name: `mlp` (256, 128), `mlp8` (8 × 128: a deep one for layer profiles),
+    `small_cnn`, `resnet18`, `wrn28_2`, `wrn28_8`.
 
     Args:
       name: the model.
@@ -96,6 +97,7 @@ def get_model(
     wrn = functools.partial(WideResNet, num_classes, 28, bn_momentum=bn_momentum, style=style)
     registry = {
         "mlp": lambda: MLP(num_classes),
+        "mlp8": lambda: MLP(num_classes, widths=(128,) * 8),
         "small_cnn": lambda: SmallCNN(num_classes, bn_momentum=bn_momentum),
         "resnet18": lambda: ResNet18(num_classes, bn_momentum),
         "wrn28_2": lambda: wrn(widen_factor=2),

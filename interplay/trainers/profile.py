@@ -72,7 +72,8 @@ def _name(path) -> str:
 
 
 def _linen_outputs(model: nn.Module, apply_kwargs: Mapping[str, Any], types: dict):
-    """`(variables, inputs) → {name: output}` of every Linen submodule's `__call__`."""
+    """`(variables, inputs) → {name: output}` of every Linen submodule's `__call__` (and what
+    the model sows into `intermediates` itself) that is one array."""
 
     def keep(module, method):
         types[_name(module.path)] = type(module)  # recorded while tracing
@@ -83,19 +84,21 @@ def _linen_outputs(model: nn.Module, apply_kwargs: Mapping[str, Any], types: dic
             variables, inputs, capture_intermediates=keep, mutable=["intermediates"], **apply_kwargs
         )
         flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(state["intermediates"]))
-        return {_name(k): v[0] for k, v in flat.items()}
+        return {_name(k): v[0] for k, v in flat.items() if isinstance(v[0], jax.Array)}
 
     return outputs
 
 
 def _nnx_outputs(graphdef, apply_kwargs: Mapping[str, Any]):
-    """`(state, inputs) → {name: output}` of every NNX submodule's methods (`nnx.capture`)."""
+    """`(state, inputs) → {name: output}` of every NNX submodule's methods (`nnx.capture`)
+    that return one array."""
 
     def outputs(state, inputs):
         module = nnx.merge(graphdef, state)
         forward = nnx.capture(module, nnx.Intermediate, method_outputs=nnx.Intermediate)
         _, captured = forward(inputs, **apply_kwargs)
-        return {_name(p): v.get_value()[0] for p, v in nnx.to_flat_state(captured)}
+        values = {_name(p): v.get_value()[0] for p, v in nnx.to_flat_state(captured)}
+        return {n: v for n, v in values.items() if isinstance(v, jax.Array)}
 
     return outputs
 

@@ -12,6 +12,7 @@ from interplay import models
     "name,shape,features_dim,num_params",
     [
         ("mlp", (8, 8, 1), 128, None),
+        ("mlp8", (8, 8, 1), 128, None),
         ("small_cnn", (8, 8, 1), 128, None),
         ("resnet18", (32, 32, 3), 512, 11.17e6),
         ("wrn28_2", (32, 32, 3), 128, 1.47e6),  # Zagoruyko & Komodakis: 1.5M
