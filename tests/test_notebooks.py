@@ -24,7 +24,7 @@ def _outputs(nb, kind):
 
 # One notebook runs in `make test`; the others (45–100 s each, a kernel that compiles every
 # program it runs) in `make test-slow`.
-FAST = ("training_dynamics.ipynb",)
+FAST = ("training_dynamics.ipynb", "layer_profile.ipynb")
 
 
 @pytest.mark.parametrize(
