@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from interplay.trainers import data, semisupervised
 from interplay.trainers.classifier import augment, parts, pseudo_labels
+from interplay.trainers.classifier.saved import SavedRun
 from interplay.trainers.configs.semisupervised import get_config
 from interplay.trainers.core import checkpoints, logs
 from tests import resume
@@ -173,6 +174,10 @@ def test_short_run_logs_pseudo_labels_interplay_and_checkpoints_thresholds(
     # USB's EMA of the weights (the preset's default) is checkpointed beside the weights
     moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), state.ema_params, state.params)
     assert any(jax.tree.leaves(moved))
+    run = SavedRun(tmp_path)  # the analysis and the profile read a semi-supervised run too
+    again = run.test_evaluator().evaluate(run.variables(20))
+    assert again["accuracy"] == pytest.approx(last["eval/accuracy"], abs=1e-6)
+    assert again["mir"] == pytest.approx(last["eval/mir"], rel=1e-4)
     if algorithm == "freematch":  # the EMA moved away from 1/C and was checkpointed
         assert float(state.thresholds.global_threshold) != pytest.approx(0.1)
         assert float(state.thresholds.global_threshold) == pytest.approx(

@@ -1,10 +1,11 @@
-"""A supervised classifier run read back from its workdir: config, parts, checkpoints.
+"""A classifier run read back from its workdir: config, parts, checkpoints.
 
-The checkpoint analysis and the cross-modal encoder read runs of
-`interplay.trainers.supervised` through `SavedRun`: the config from
-`config.json`, the classifier's parts rebuilt from it, and every completed Orbax
-checkpoint restored onto one device against the abstract state of
-`parts.supervised_state`. `weights` chooses what `variables` returns: the
+The checkpoint analysis, the layer profile and the cross-modal encoder read runs
+of `interplay.trainers.supervised` and `interplay.trainers.semisupervised`
+through `SavedRun`: the config from `config.json` (a semi-supervised one has an
+`algorithm`), the classifier's parts rebuilt from it, and every completed Orbax
+checkpoint restored onto one device against the abstract state of the trainer's
+step 0 (`parts.supervised_state`, `semisupervised.init_state`). `weights` chooses what `variables` returns: the
 EMA of the weights (`"ema"`, a run with `ema_momentum > 0`) or the trained
 weights (`"raw"`); by default what the trainer evaluated.
 """
@@ -17,14 +18,23 @@ import pathlib
 import jax
 
 from interplay.trainers.classifier import evaluators, parts
+from interplay.trainers.configs import semisupervised as semisupervised_config
 from interplay.trainers.configs import supervised as supervised_config
 from interplay.trainers.core import checkpoints
 
 Variables = dict  # {"params": …, "batch_stats": …}, optionally stacked along a leading axis
 
 
+def _initial_state(classifier: parts.Classifier, semi: bool):
+    if not semi:
+        return parts.supervised_state(classifier)
+    from interplay.trainers import semisupervised  # a trainer: imported only for its runs
+
+    return semisupervised.init_state(classifier)
+
+
 class SavedRun:
-    """A supervised run's config, classifier parts and completed checkpoints.
+    """A classifier run's config, classifier parts and completed checkpoints.
 
     Args:
       workdir: the run's directory.
@@ -46,8 +56,10 @@ class SavedRun:
                 f"{config_path} is missing: "
                 f"was {self.workdir} written by interplay.trainers.supervised?"
             )
-        self.config = supervised_config.get_config()
-        self.config.update(json.loads(config_path.read_text()))
+        saved = json.loads(config_path.read_text())
+        semi = "algorithm" in saved
+        self.config = (semisupervised_config if semi else supervised_config).get_config()
+        self.config.update(saved)
         kept = self.config.ema_momentum > 0
         self.weights = weights or ("ema" if kept else "raw")
         if self.weights not in ("ema", "raw"):
@@ -67,7 +79,7 @@ class SavedRun:
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         self.abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-            jax.eval_shape(lambda: parts.supervised_state(self.classifier)),
+            jax.eval_shape(lambda: _initial_state(self.classifier, semi)),
         )
 
     def source(self, split: str):
