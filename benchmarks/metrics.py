@@ -25,7 +25,14 @@
    Lanczos, where `dataset_interplay` keeps the features (`n·d` numbers)
    instead of the class scatter (`C·d²`: 1 GiB) and applies the joint Gram
    matrix-free (in sample space: n < d·d'); with `--exact` also the exact
-   value from the 20 000 × 20 000 joint Gram (after the RSS reading).
+   value from the 20 000 × 20 000 joint Gram (after the RSS reading). Its time is also
+   printed in units of a yardstick run in the same process (`yardstick`: `eigh` of a
+   2 048² matrix), so runs on different days compare.
+8. `--matvec`: one matvec of [6]'s joint Gram for 4 probes at once (as Lanczos runs them)
+   in the class-block layout (`features_dual`) against the former layout, the n × d
+   features sorted by class with a per-sample gather of `u_{yᵢ}` and a class segment-sum
+   (kept here as the baseline), interleaved; and the share of the two `(d, r)·(r, C)`
+   products in each.
 7. `--precision` (alone): `interplay` with its matrix products at JAX's default
    precision (`_precision.MATMUL_PRECISION = None`) and at "highest" (the
    library's setting), each against a float64 NumPy reference, and their times.
@@ -331,10 +338,14 @@ def bench_accumulate() -> None:
 def bench_large_c(exact: bool, n: int = 20000, d: int = 512, c: int = 1000) -> None:
     _, _, means = synthetic(jax.random.key(8), 2, d, c)
     data = list(batches(jax.random.key(9), n, d, c, means, 1000))
+    unit = yardstick()
     start = time.perf_counter()
     r = jax.block_until_ready(it.dataset_interplay(data, means, num_classes=c))
     seconds = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"\n    yardstick (eigh of 2 048²) {unit:.2f} s: [6] took {seconds / unit:.0f} yardsticks"
+    )
     print(
         f"\n[6] n={n} d={d} C={c}, Lanczos ({spectral.NUM_PROBES} probes × "
         f"{spectral.NUM_MATVECS} steps, {spectral.NUM_DEFLATE} deflated) on the kept features"
@@ -354,6 +365,50 @@ def bench_large_c(exact: bool, n: int = 20000, d: int = 512, c: int = 1000) -> N
         ref = it.interplay(*stacked(data), means)
         seconds = time.perf_counter() - start
         print_exact(ref, "n × n joint Gram", seconds, {"default": r.h_joint}, h_min)
+
+
+def yardstick() -> float:
+    """Seconds of `jnp.linalg.eigh` of a fixed 2 048² symmetric matrix (median of 3)."""
+    a = jax.random.normal(jax.random.key(0), (2048, 2048))
+    return timeit(jax.jit(lambda m: jnp.linalg.eigh(m @ m.T)[0]), a, repeats=3)
+
+
+def _former_sample_matvec(t, features, labels, factor):
+    """The former layout's `Aᵀ A t`: features `(n, d)` sorted by class, a gather of
+    `u_{yᵢ}` per sample and a class segment-sum (the baseline of [8])."""
+    w = jax.ops.segment_sum(features * t[:, None], labels, factor.shape[0], indices_are_sorted=True)
+    u = (w.T @ factor) @ factor.T
+    return jnp.sum(features * u.T[labels], axis=1)
+
+
+def bench_matvec(n: int = 20000, d: int = 512, c: int = 1000) -> None:
+    from interplay.infotheory import features_dual
+
+    features, labels, means = synthetic(jax.random.key(8), n, d, c)
+    kept = features_dual.keep(features, labels, c)
+    factor = features_dual.head_factor(means)
+    order = jnp.argsort(labels, stable=True)
+    sorted_features, sorted_labels = it.normalize(features)[order], labels[order]
+    probes = jax.random.rademacher(jax.random.key(1), (spectral.PROBES_AT_ONCE, n), jnp.float32)
+    new = jax.jit(jax.vmap(lambda t: features_dual.sample_matvec(t, kept, factor, 1.0)))
+    old = jax.jit(
+        jax.vmap(lambda t: _former_sample_matvec(t, sorted_features, sorted_labels, factor))
+    )
+    np.testing.assert_allclose(new(probes), old(probes), rtol=2e-3, atol=2e-3)
+    v = jax.random.normal(jax.random.key(2), (spectral.PROBES_AT_ONCE, d, factor.shape[1]))
+    products = jax.jit(jax.vmap(lambda v: (v @ factor.T) @ factor))
+    times = interleaved({"class blocks": new, "former": old}, (probes,), repeats=9)
+    share = timeit(products, v, repeats=9)
+    print(
+        f"\n[8] one matvec for {spectral.PROBES_AT_ONCE} probes, n={n} d={d} C={c}, "
+        f"{kept.blocks.shape[0]} blocks of {kept.blocks.shape[1]} rows"
+    )
+    for name, seconds in times.items():
+        print(
+            f"  {name:>12}: {1e3 * seconds:7.1f} ms   "
+            f"the two products {100 * share / seconds:4.1f} %"
+        )
+    print(f"  speed-up {times['former'] / times['class blocks']:.2f}×")
 
 
 def float64_interplay(features, labels, head) -> tuple[float, float]:
@@ -403,6 +458,7 @@ def main() -> None:
     parser.add_argument("--lanczos", action="store_true", help="only [3], Lanczos at dC = 51 200")
     parser.add_argument("--large-c", action="store_true", help="only [6], C = 1000 (its own RSS)")
     parser.add_argument("--precision", action="store_true", help="only [7], matmul precision")
+    parser.add_argument("--matvec", action="store_true", help="only [8], the C = 1000 matvec")
     parser.add_argument(
         "--exact",
         action="store_true",
@@ -415,6 +471,9 @@ def main() -> None:
         return
     if args.large_c:
         bench_large_c(args.exact)
+        return
+    if args.matvec:
+        bench_matvec()
         return
     if args.accumulate:
         bench_accumulate()

@@ -131,17 +131,13 @@ def test_kept_features_matvec_equals_the_float64_dual(width):
     s = _class_sums_float64(zn, labels, 40)
     dual = np.einsum("cab,ci,cj->aibj", s, l64, l64).reshape(8 * l64.shape[1], -1)
     v = rng.normal(size=(8, l64.shape[1]))
-    got = features_dual.joint_matvec(
-        jnp.asarray(v, jnp.float32), kept.features, kept.labels, factor, 1.0
-    )
+    got = features_dual.joint_matvec(jnp.asarray(v, jnp.float32), kept, factor, 1.0)
     np.testing.assert_allclose(np.ravel(got), dual @ np.ravel(v), rtol=1e-4, atol=1e-4)
     # The same operator in sample space: the joint Gram G(Z) ⊙ G(W_Y), rows in class order.
     order = np.argsort(labels, kind="stable")
     joint = ((zn @ zn.T) * (l64[labels] @ l64[labels].T))[np.ix_(order, order)]
     t = rng.normal(size=300)
-    got = features_dual.sample_matvec(
-        jnp.asarray(t, jnp.float32), kept.features, kept.labels, factor, 1.0
-    )
+    got = features_dual.sample_matvec(jnp.asarray(t, jnp.float32), kept, factor, 1.0)
     np.testing.assert_allclose(got, joint @ t, rtol=1e-4, atol=1e-3)
 
 
