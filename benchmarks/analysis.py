@@ -73,7 +73,7 @@ def main() -> None:
         f"temp {temp_mib(single, one, batch, carry):6.1f} MiB per batch step"
     )
     print(
-        f"  one vmap              {times['vmap']:7.2f} s   "
+        f"  one program (vmap)    {times['vmap']:7.2f} s   "
         f"temp {temp_mib(batched, stacked, batch, carries):6.1f} MiB per batch step"
     )
     print(f"  ratio                 {times['loop'] / times['vmap']:7.2f}x   (aim ≥ 2x)")

@@ -26,7 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=float, default=20.0, help="stop after a slower size (s)")
     args = parser.parse_args()
-    print(f"devices: {jax.devices()}   EXACT_MAX_DIM = {scatter.EXACT_MAX_DIM}")
+    limit = scatter.EXACT_MAX_DIM.get(jax.default_backend(), scatter.EXACT_MAX_DIM["cpu"])
+    print(f"devices: {jax.devices()}   EXACT_MAX_DIM here = {limit}")
     entropy = jax.jit(lambda m: spectral.trace_function(1.0, m))
     for m in SIZES:
         b = jax.random.normal(jax.random.key(m), (m, 256), jnp.float32)

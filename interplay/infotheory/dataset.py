@@ -56,7 +56,8 @@ def dataset_interplay(
       batches: iterable of `(features (b, d), labels (b,))`; may be sharded.
       head: `(C, d')` class vectors as rows (a Flax Dense kernel `(d, C)`: pass `kernel.T`).
       num_classes: C; must equal `head.shape[0]`.
-      method: `"exact"`, `"lanczos"` or `"auto"` (exact when `d·C ≤ EXACT_MAX_DIM`).
+      method: `"exact"`, `"lanczos"` or `"auto"` (`scatter.choose_method`: exact when
+        `d·C ≤ EXACT_MAX_DIM` of the backend, 6 144 on a CPU and 24 576 on a GPU).
       key: PRNG key for Lanczos (default `jax.random.key(0)`, as in `measure`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.

@@ -37,9 +37,11 @@ from interplay.infotheory.kernels import as_float, gram, normalize
 from interplay.infotheory.results import Interplay
 from interplay.infotheory.spectral import entropy_lanczos, psd_sqrt
 
-#: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes (its time on
-#: a CPU and a GPU: `benchmarks/exact_dual.py`, docs/benchmarks.md).
-EXACT_MAX_DIM = 6144
+#: Largest class-scatter dual `d·C` that `method="auto"` eigendecomposes, by backend: the
+#: size one float32 eigendecomposition takes about 10 s (`benchmarks/exact_dual.py`,
+#: docs/benchmarks.md): 6 144 on the 2-core CPU (10 s); 24 576 on an H100 (6.9 s; 32 768
+#: took 15 s). Other backends (TPUs: not measured) take the CPU's.
+EXACT_MAX_DIM = {"cpu": 6144, "gpu": 24576}
 
 
 class ClassScatter(NamedTuple):
@@ -244,13 +246,17 @@ def features_entropy(stats: ClassScatter) -> jax.Array:
     return density_entropy(density(stats.scatter.sum(0)))
 
 
-def choose_method(dim: int, num_classes: int) -> str:
-    """`"exact"` when the `(dC, dC)` dual has `dC ≤ EXACT_MAX_DIM`, else `"lanczos"`.
+def choose_method(dim: int, num_classes: int, backend: str | None = None) -> str:
+    """`"exact"` when the `(dC, dC)` dual has `dC ≤ EXACT_MAX_DIM[backend]` (default: JAX's
+    default backend; 6 144 on a CPU, 24 576 on a GPU), else `"lanczos"`.
 
     >>> choose_method(64, 10), choose_method(512, 1000)
     ('exact', 'lanczos')
+    >>> choose_method(512, 40, "cpu"), choose_method(512, 40, "gpu")
+    ('lanczos', 'exact')
     """
-    return "exact" if dim * num_classes <= EXACT_MAX_DIM else "lanczos"
+    limit = EXACT_MAX_DIM.get(backend or jax.default_backend(), EXACT_MAX_DIM["cpu"])
+    return "exact" if dim * num_classes <= limit else "lanczos"
 
 
 @full_precision
@@ -271,7 +277,8 @@ def measure(
       stats: accumulated `ClassScatter`.
       head: class vectors as rows, `(C, d)` (a Flax Dense kernel: pass `kernel.T`).
       method: `"exact"` (eigendecompose the `(dC, dC)` dual), `"lanczos"`
-        (stochastic Lanczos quadrature) or `"auto"` (`choose_method`).
+        (stochastic Lanczos quadrature) or `"auto"` (`choose_method`: exact up to
+        `dC` = 6 144 on a CPU and 24 576 on a GPU, where one eigendecomposition takes ≈ 10 s).
       key: PRNG key for the Lanczos probes (default `jax.random.key(0)`).
       num_probes: Lanczos probes.
       num_matvecs: Lanczos steps per probe.

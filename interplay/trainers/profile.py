@@ -12,7 +12,7 @@ over the whole split:
 
 * `h_features = H(G(Z_l))` and `effective_rank = exp(h_features)`;
 * `h_heads`, `mi`, `mir`, `hdr` against `G(W_Y)`, and `mi_stderr`, the stated
-  error of a Lanczos estimate (0 when exact: `d_l·C ≤ EXACT_MAX_DIM`);
+  error of a Lanczos estimate (0 when exact: `d_l·C ≤ scatter.EXACT_MAX_DIM`);
 * `nc1 = tr(Σ_W Σ_B^†) / C`, the within-class variability;
 * `silhouette`: the mean cosine silhouette of the classes.
 

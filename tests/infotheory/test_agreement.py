@@ -214,9 +214,14 @@ def test_deflated_lanczos_is_exact_on_the_whole_space_and_tighter_below_it():
     assert abs(float(approx.mir) - float(scatter.measure(stats, head).mir)) < 0.01
 
 
-def test_auto_method_chooses_by_dual_size():
-    assert scatter.choose_method(256, 10) == "exact"
+def test_auto_method_chooses_by_dual_size_and_backend():
+    assert scatter.choose_method(256, 10) == "exact"  # this CPU: up to dC = 6 144
     assert scatter.choose_method(512, 100) == "lanczos"
+    assert scatter.choose_method(128, 48, "cpu") == "exact"  # dC = 6 144, the CPU's limit
+    assert scatter.choose_method(128, 49, "cpu") == "lanczos"
+    assert scatter.choose_method(512, 48, "gpu") == "exact"  # 24 576, an H100's
+    assert scatter.choose_method(512, 49, "gpu") == "lanczos"
+    assert scatter.choose_method(128, 49, "tpu") == "lanczos"  # unmeasured: the CPU's
 
 
 def test_sharded_over_eight_devices_equals_single_device():

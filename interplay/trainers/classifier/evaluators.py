@@ -113,18 +113,35 @@ def _local_copy(x: jax.Array) -> jax.Array:
     return jax.device_put(x, jax.local_devices()[0])
 
 
+def over_models(f, in_axes: tuple):
+    """`f` over a leading models axis of the arguments whose axis is 0: `jax.vmap`, or on a
+    CPU a `lax.map` (XLA:CPU lowers a batch of convolutions to a grouped one, slower than
+    the loop; `benchmarks/analysis.py`)."""
+    if jax.default_backend() != "cpu":
+        return jax.vmap(f, in_axes=in_axes)
+
+    def looped(*args):
+        def one(mapped):
+            parts = iter(mapped)
+            return f(*(next(parts) if ax == 0 else a for a, ax in zip(args, in_axes, strict=True)))
+
+        return jax.lax.map(one, tuple(a for a, ax in zip(args, in_axes, strict=True) if ax == 0))
+
+    return looped
+
+
 @functools.cache
 def _programs(model: nn.Module, method: str, seed: int, *, batched: bool) -> tuple:
     """Jitted (accumulate, second pass, finish), shared by every `Evaluator` of an equal
     model: the runs of a sweep or a notebook trace and compile them once."""
-    transform = jax.vmap if batched else (lambda f, in_axes: f)
+    transform = over_models if batched else (lambda f, in_axes: f)
     acc = functools.partial(_accumulate, model=model)
     second = functools.partial(_second_pass, model=model)
     fin = functools.partial(_finish, method=method, key=jax.random.key(seed))
     return (
         jax.jit(transform(acc, in_axes=(0, None, 0))),
         jax.jit(transform(second, in_axes=(0, None, 0))),
-        jax.jit(transform(fin, in_axes=0)),
+        jax.jit(transform(fin, in_axes=(0, 0, 0))),
     )
 
 
@@ -199,7 +216,7 @@ class Evaluator:
     def evaluate_stacked(self, stacked: dict, chunk: int = 8) -> dict[str, np.ndarray]:
         """Metrics of `K` stacked variables (arrays of shape `(K,)`).
 
-        One vmap over `chunk` models at a time; the last chunk is padded with copies of the
+        One vmap over `chunk` models at a time (a `lax.map` on a CPU: `over_models`); the last chunk is padded with copies of the
         last model, so every `K` runs the one compiled program of `chunk` models.
         """
         num = jax.tree.leaves(stacked)[0].shape[0]
