@@ -105,10 +105,12 @@ def eigh(m: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def psd_pinv(m: jax.Array) -> jax.Array:
-    """Pseudo-inverse of a symmetric PSD matrix; eigenvalues below `k·eps·λ_max` are dropped."""
+    """Pseudo-inverse of a symmetric PSD matrix; eigenvalues below `k·eps·λ_max` are dropped.
+    NaN when `m` is not finite (LAPACK may return finite eigenpairs of a NaN matrix)."""
     lam, u = eigh(m)
     big = lam > rank_tolerance(lam)
-    return (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
+    pinv = (u * jnp.where(big, 1 / jnp.where(big, lam, 1), 0)) @ u.T
+    return jnp.where(jnp.all(jnp.isfinite(m)), pinv, jnp.nan)
 
 
 # On CPU, smaller matrices go to LAPACK: bisection saves under a millisecond per call there

@@ -130,3 +130,10 @@ def test_etf_of_the_library_is_collapse_of_the_metrics():
     m = nc.update_moments(nc.init_moments(5, 8), 3.0 * etf[labels] + 0.5, labels)
     r = nc.measure_collapse(m, 2.0 * etf)
     assert max(float(v) for v in r) < 1e-5
+
+
+def test_non_finite_features_make_nc1_nan_not_zero():
+    # LAPACK returns finite eigenpairs of a NaN matrix; the pseudo-inverse must not pass them on.
+    m = nc.update_moments(nc.init_moments(3, 4), jnp.full((6, 4), jnp.nan), jnp.arange(6) % 3)
+    assert np.isnan(float(nc.within_class_variability(m)))
+    assert np.isnan(float(nc.measure_collapse(m, jnp.ones((3, 4))).nc1))

@@ -86,11 +86,13 @@ def _second_pass(variables, batch, carry, *, model):
 
 
 def _finish(variables, carry, second, *, method, key):
+    """The metrics from the sums; all NaN for a model with a non-finite variable (whose
+    features may still read finite: XLA may lower `relu(NaN)` to 0)."""
     head = models.head(variables["params"])
     n = carry["stats"].counts.sum()
     r = scatter.measure(carry["stats"], head, method=method, key=key)
     moments = carry["moments"]
-    return {
+    values = {
         "loss": carry["loss"] / n,
         "accuracy": carry["correct"] / n,
         **{k: v for k, v in r._asdict().items() if k != "h_joint"},
@@ -104,6 +106,8 @@ def _finish(variables, carry, second, *, method, key):
         ),
         "class_entropy": jnp.nanmean(scatter.class_entropies_from_scatter(carry["stats"])),
     }
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(variables)]))
+    return jax.tree.map(lambda x: jnp.where(finite, x, jnp.nan), values)
 
 
 def _local_copy(x: jax.Array) -> jax.Array:
