@@ -220,8 +220,9 @@ class Evaluator:
     def evaluate_stacked(self, stacked: dict, chunk: int = 8) -> dict[str, np.ndarray]:
         """Metrics of `K` stacked variables (arrays of shape `(K,)`).
 
-        One vmap over `chunk` models at a time (a `lax.map` on a CPU: `over_models`); the last chunk is padded with copies of the
-        last model, so every `K` runs the one compiled program of `chunk` models.
+        One vmap over `chunk` models at a time (a `lax.map` on a CPU: `over_models`); the
+        last chunk is padded with copies of the last model, so every `K` runs the one
+        compiled program of `chunk` models.
         """
         num = jax.tree.leaves(stacked)[0].shape[0]
         padded = -(-num // chunk) * chunk

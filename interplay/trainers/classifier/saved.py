@@ -5,9 +5,10 @@ of `interplay.trainers.supervised` and `interplay.trainers.semisupervised`
 through `SavedRun`: the config from `config.json` (a semi-supervised one has an
 `algorithm`), the classifier's parts rebuilt from it, and every completed Orbax
 checkpoint restored onto one device against the abstract state of the trainer's
-step 0 (`parts.supervised_state`, `semisupervised.init_state`). `weights` chooses what `variables` returns: the
-EMA of the weights (`"ema"`, a run with `ema_momentum > 0`) or the trained
-weights (`"raw"`); by default what the trainer evaluated.
+step 0 (`parts.supervised_state`, `semisupervised.init_state`). `weights`
+chooses what `variables` returns: the EMA of the weights (`"ema"`, a run with
+`ema_momentum > 0`) or the trained weights (`"raw"`); by default what the
+trainer evaluated.
 """
 
 from __future__ import annotations
