@@ -519,29 +519,82 @@ def read_features(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], np.n
         return layers, f["labels"], f["head"]
 
 
+#: The grokking transformer's layers profiled by default: the attention block's output, the
+#: MLP's pre- and post-activation and output, the residual stream the head reads (sown by the
+#: model) and the logits, each at the `=` position.
+GROKKING_LAYERS = ("out", "mlp_in", "mlp_hidden", "mlp_out", "residual", "head")
+
+
 def profile_run(workdir, *, split: str = "test", weights: str | None = None, steps=None, **kwargs):
-    """The profile of a classifier run's checkpoints (`classifier.saved.SavedRun`) on `split`:
-    every default layer of its model against its head at each step."""
+    """The profile of a run's checkpoints on `split`, at every step (or `steps`).
+
+    A classifier run (supervised or semi-supervised, `classifier.saved.SavedRun`): its
+    model's default layers against its head. A grokking run: `GROKKING_LAYERS` against the
+    unembedding's class rows, each seed of a vmapped run in turn (its records carry `seed`).
+    `kwargs` are `interplay_profile`'s.
+    """
+    config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
+    if "operation" in config:
+        return _grokking_run(pathlib.Path(workdir), split, steps, **kwargs)
     from interplay import models
     from interplay.trainers.classifier.saved import SavedRun
     from interplay.trainers.data import pipeline
 
     run = SavedRun(workdir, weights)
-    steps = run.steps if steps is None else [s for s in run.steps if s in set(steps)]
-    variables = [v for v in map(run.variables, steps) if v is not None]
+    pairs = [(s, run.variables(s)) for s in run.steps if steps is None or s in set(steps)]
+    steps, variables = zip(*[(s, v) for s, v in pairs if v is not None], strict=True)
     batches = []
     for b in pipeline.eval_batches(run.source(split), run.spec, run.config.eval_batch_size):
         keep = np.asarray(b["mask"]) > 0
         batches.append((b["image"][keep], b["label"][keep]))
     return interplay_profile(
         run.model,
-        variables,
+        list(variables),
         batches,
         lambda v: models.head(v["params"]),
         num_classes=run.spec.num_classes,
-        checkpoints=steps,
+        checkpoints=list(steps),
         **kwargs,
     )
+
+
+def _grokking_run(workdir: pathlib.Path, split: str, steps, **kwargs) -> list[dict]:
+    from interplay import models
+    from interplay.trainers import grokking
+    from interplay.trainers.configs import grokking as grokking_config
+    from interplay.trainers.core import checkpoints
+    from interplay.trainers.data import modular
+
+    config = grokking_config.get_config()
+    config.update(json.loads((workdir / "config.json").read_text()))
+    exp = grokking.experiment(config)
+    manager = checkpoints.manager(workdir / "checkpoints", read_only=True)
+    steps = [s for s in sorted(manager.all_steps()) if steps is None or s in set(steps)]
+    abstract = jax.eval_shape(exp.init)
+    states = [checkpoints.restore(manager, s, abstract)[0] for s in steps]
+    data = modular.load(
+        modular.modular_config(
+            config.p, config.operation, config.train_fraction, config.split_seed
+        ),
+        config.data_dir,
+    )[split]
+    tokens, labels = jnp.asarray(data["tokens"]), jnp.asarray(data["label"])
+    batches = [(tokens[i : i + 2048], labels[i : i + 2048]) for i in range(0, len(labels), 2048)]
+    kwargs = {"layers": list(GROKKING_LAYERS), **kwargs}
+    records = []
+    for k in range(config.num_seeds):
+        variables = [{"params": jax.tree.map(lambda x, k=k: x[k], s.params)} for s in states]
+        rows = interplay_profile(
+            grokking.make_model(config),
+            variables,
+            batches,
+            lambda v: models.head(v["params"])[: config.p],  # the class rows, not `=`'s
+            num_classes=config.p,
+            checkpoints=steps,
+            **kwargs,
+        )
+        records += [{"seed": config.seed + k, **r} for r in rows]
+    return records
 
 
 def main(argv) -> None:
@@ -552,7 +605,15 @@ def main(argv) -> None:
     if f.workdir:
         steps = [int(s) for s in f.steps] if f.steps else None
         records = profile_run(f.workdir, split=f.split, weights=f.weights, steps=steps, pool=f.pool)
-        out, title = pathlib.Path(f.out or pathlib.Path(f.workdir) / "profile"), f.workdir
+        out = pathlib.Path(f.out or pathlib.Path(f.workdir) / "profile")
+        seeds = sorted({r["seed"] for r in records if "seed" in r})
+        for seed in seeds:  # a vmapped grokking run: one profile per seed
+            mine = [r for r in records if r["seed"] == seed]
+            write(mine, out / f"seed_{seed}", f"{f.workdir}, seed {seed}")
+        if seeds:
+            print(f"{len(records)} records in {out}/seed_*/profile.jsonl with their figures")
+            return
+        title = f.workdir
     else:
         files = [read_features(p) for p in f.features]
         records = profile_features(
@@ -570,10 +631,10 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("workdir", None, "A run of the supervised trainer.")
+    flags.DEFINE_string("workdir", None, "A supervised, semi-supervised or grokking run.")
     flags.DEFINE_list("features", None, "`.npz` files (one per checkpoint): labels, head, layers.")
     flags.DEFINE_string("out", None, "Output directory (default WORKDIR/profile or ./profile).")
-    flags.DEFINE_string("split", "test", "The run's split to profile.")
+    flags.DEFINE_string("split", "test", "The run's split to profile (train or test).")
     flags.DEFINE_enum("weights", None, ["ema", "raw"], "The run's weights (default: evaluated).")
     flags.DEFINE_list("steps", None, "Checkpoint steps (default: all).")
     flags.DEFINE_enum("pool", "mean", list(POOLS), "Pooling of spatial/sequence outputs.")

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from interplay import infotheory as it
 from interplay import models
-from interplay.trainers import grokfast, grokking
+from interplay.trainers import grokfast, grokking, profile
 from interplay.trainers.configs.grokking import get_config
-from interplay.trainers.core import logs
+from interplay.trainers.core import checkpoints, logs
 from interplay.trainers.core.state import TrainState, train_step
 from interplay.trainers.data import modular
 from interplay.trainers.studies import grokking_study
@@ -142,6 +143,26 @@ def test_tiny_run_fits_train_set_and_logs_every_interplay(tmp_path, data_dir):
     assert (tmp_path / "full" / "config.json").exists()
     assert (tmp_path / "full" / "grokking.png").stat().st_size > 20_000
     assert (tmp_path / "full" / "summary.json").exists()
+    # The layer profile reads the run's checkpoints: its residual stream is the head's input.
+    config = _small(data_dir, representations=reps)
+    last = records[-1]["step"]
+    rows = profile.profile_run(tmp_path / "full", split="test", steps=[last], progress=False)
+    assert [r["layer"] for r in rows] == list(profile.GROKKING_LAYERS)
+    state, _ = checkpoints.restore(
+        checkpoints.manager(tmp_path / "full" / "checkpoints", read_only=True),
+        last,
+        jax.eval_shape(grokking.experiment(config).init),
+    )
+    params = jax.tree.map(lambda x: x[0], state.params)
+    data = modular.load(
+        modular.modular_config(config.p, config.operation, config.train_fraction, 0), data_dir
+    )["test"]
+    model = grokking.make_model(config)
+    _, reps_by_hand = grokking.taps(params, model, jnp.asarray(data["tokens"]))
+    features, head = reps_by_hand["residual"]
+    want = it.dataset_interplay([(features, data["label"])], head, num_classes=config.p)
+    residual = next(r for r in rows if r["layer"] == "residual")
+    np.testing.assert_allclose(residual["mir"], want.mir, rtol=1e-4)
 
 
 def test_bad_trainer_config(tmp_path, data_dir):

@@ -26,17 +26,13 @@ import json
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
 
-from interplay import models
 from interplay.trainers import grokking, profile, supervised
-from interplay.trainers.configs import grokking as grokking_config
 from interplay.trainers.configs import supervised as supervised_config
 from interplay.trainers.core import checkpoints, logs
-from interplay.trainers.data import modular
 
 STEPS, EVERY = 3000, 250
 #: Post-activation layers of each digits model (the `relu` follows them), then the logits.
@@ -44,7 +40,6 @@ LAYERS = {
     "mlp8": [f"Dense_{i}" for i in range(8)] + ["head"],
     "small_cnn": ["BatchNorm_0", "BatchNorm_1", "Dense_0", "head"],
 }
-GROKKING_LAYERS = ["out", "mlp_in", "mlp_hidden", "mlp_out", "residual", "head"]
 
 
 def post_activation(name: str, x: jax.Array) -> jax.Array:
@@ -67,37 +62,16 @@ def train_digits(root: pathlib.Path, model: str, seed: int) -> list[dict]:
     return records
 
 
-def profile_grokking(workdir: pathlib.Path, every: int = 1000) -> dict[str, list[dict]]:
-    """`{seed_<s>: records}` of the run's checkpoints (every `every` steps) on its test pairs."""
-    config = grokking_config.get_config()
-    config.update(json.loads((workdir / "config.json").read_text()))
-    exp = grokking.experiment(config)
-    abstract = jax.eval_shape(exp.init)
+def profile_grokking(workdir: pathlib.Path, every: int = 1000) -> dict[int, list[dict]]:
+    """`{seed: records}` of a grokking run's checkpoints (every `every` steps) on its test
+    pairs (`profile.profile_run`), each also written to `workdir/seed_<s>/profile/`."""
     manager = checkpoints.manager(workdir / "checkpoints", read_only=True)
-    steps = [s for s in sorted(manager.all_steps()) if s % every == 0]
-    states = [checkpoints.restore(manager, s, abstract)[0] for s in steps]
-    data = modular.load(
-        modular.modular_config(
-            config.p, config.operation, config.train_fraction, config.split_seed
-        ),
-        config.data_dir,
-    )["test"]
-    tokens, labels = jnp.asarray(data["tokens"]), jnp.asarray(data["label"])
-    batches = [(tokens[i : i + 2048], labels[i : i + 2048]) for i in range(0, len(labels), 2048)]
-    model, out = grokking.make_model(config), {}
-    for k, member in enumerate(exp.members):
-        variables = [{"params": jax.tree.map(lambda x, k=k: x[k], s.params)} for s in states]
-        records = profile.interplay_profile(
-            model,
-            variables,
-            batches,
-            lambda v: models.head(v["params"])[: config.p],
-            num_classes=config.p,
-            layers=GROKKING_LAYERS,
-            checkpoints=steps,
-        )
-        profile.write(records, workdir / member / "profile", f"grokking {member}, test pairs")
-        out[member or f"seed_{config.seed}"] = records
+    steps = [s for s in manager.all_steps() if s % every == 0]
+    records = profile.profile_run(workdir, split="test", steps=steps)
+    out = {}
+    for seed in sorted({r["seed"] for r in records}):
+        out[seed] = [r for r in records if r["seed"] == seed]
+        profile.write(out[seed], workdir / f"seed_{seed}" / "profile", f"grokking seed {seed}")
     return out
 
 
@@ -140,9 +114,9 @@ def report(root: pathlib.Path, grokking_run: pathlib.Path | None, out: pathlib.P
     }
     lines, fits = [], {}
     lines += [
-        "| model | seed | train accuracy | ratio ρ (final) | R² (final) "
+        "| model | seed | final train loss | test accuracy | ratio ρ (final) | R² (final) "
         "| nc1 first → last hidden |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for model, seeds in runs.items():
         for seed, records in seeds.items():
@@ -151,10 +125,10 @@ def report(root: pathlib.Path, grokking_run: pathlib.Path | None, out: pathlib.P
             history = [law(records, c) for c in dict.fromkeys(r["checkpoint"] for r in records)]
             fits[f"{model}/seed{seed}"] = {"final": fit, "over_training": history}
             metrics = logs.read(root / model / f"seed{seed}" / "metrics.jsonl")
-            train_acc = [r["train/accuracy"] for r in metrics if "train/accuracy" in r]
+            loss = [r["train/loss"] for r in metrics if "train/loss" in r][-1]
             nc1 = np.exp(fit["log_nc1"])
             lines.append(
-                f"| {model} | {seed} | {train_acc[-1] if train_acc else float('nan'):.4f} "
+                f"| {model} | {seed} | {loss:.4f} | {logs.evals(metrics)[-1]['eval/accuracy']:.4f} "
                 f"| {fit['ratio']:.3f} | {fit['r2']:.3f} | {nc1[0]:.3g} → {nc1[-1]:.3g} |"
             )
     (out / "law.json").write_text(json.dumps(fits, indent=1))
@@ -221,7 +195,7 @@ def grokking_table(run: pathlib.Path, out: pathlib.Path) -> list[str]:
         steps = sorted({r["checkpoint"] for r in records})
         before = max((s for s in steps if jump is None or s < jump), default=steps[0])
         after = min((s for s in steps if jump is not None and s >= jump), default=steps[-1])
-        for layer in GROKKING_LAYERS:
+        for layer in profile.GROKKING_LAYERS:
             b, a = (
                 next(r for r in records if r["checkpoint"] == s and r["layer"] == layer)
                 for s in (before, after)
@@ -231,7 +205,7 @@ def grokking_table(run: pathlib.Path, out: pathlib.Path) -> list[str]:
                 f"| {b['hdr']:.3f} → {a['hdr']:.3f} | {b['nc1']:.3g} → {a['nc1']:.3g} |"
             )
         for ax, key in zip(axes, ("mir", "hdr", "nc1"), strict=True):
-            for i, layer in enumerate(GROKKING_LAYERS):
+            for i, layer in enumerate(profile.GROKKING_LAYERS):
                 x, y = _by(records, key, layer)
                 ax.plot(
                     x,
