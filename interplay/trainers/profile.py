@@ -30,6 +30,7 @@ forward order).
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -198,30 +199,39 @@ class _Passes:
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (copies, *x.shape)), carry)
 
     def finish(self, carry, silhouettes, head) -> list[dict]:
-        rows = []
-        for depth, n in enumerate(self.names):
-            c = carry[n]
-            r = scatter.measure(
-                c["stats"], head, method=self.method, key=self.key, match_width=False
-            )
-            total = float(c["moments"].counts.sum())
-            rows.append(
-                {
-                    "layer": n,
-                    "depth": depth,
-                    "width": int(c["stats"].scatter.shape[1]),
-                    "h_features": float(r.h_features),
-                    "effective_rank": float(np.exp(r.h_features)),
-                    "h_heads": float(r.h_heads),
-                    "mi": float(r.mi),
-                    "mir": float(r.mir),
-                    "hdr": float(r.hdr),
-                    "mi_stderr": float(r.mi_stderr),
-                    "nc1": float(nc.within_class_variability(c["moments"])),
-                    "silhouette": float(silhouettes[n]) / total,
-                }
-            )
-        return rows
+        _checks.check_head(head)
+        values = jax.device_get(
+            {n: _finish(carry[n], silhouettes[n], head, self.key, self.method) for n in self.names}
+        )
+        return [
+            {
+                "layer": n,
+                "depth": depth,
+                "width": int(carry[n]["stats"].scatter.shape[1]),
+                **{k: float(v) for k, v in values[n].items()},
+            }
+            for depth, n in enumerate(self.names)
+        ]
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _finish(carry, silhouette, head, key, method) -> dict:
+    """`METRICS` of one layer from its sums (one program per width)."""
+    stats = carry["stats"]
+    if method == "auto":
+        method = scatter.choose_method(stats.scatter.shape[1], stats.scatter.shape[0])
+    r = scatter.measure(stats, head, method=method, key=key, match_width=False)
+    return {
+        "h_features": r.h_features,
+        "effective_rank": jnp.exp(r.h_features),
+        "h_heads": r.h_heads,
+        "mi": r.mi,
+        "mir": r.mir,
+        "hdr": r.hdr,
+        "mi_stderr": r.mi_stderr,
+        "nc1": nc.within_class_variability(carry["moments"]),
+        "silhouette": silhouette / carry["moments"].counts.sum(),
+    }
 
 
 def _batches(batches: Iterable, num_classes: int) -> list[tuple[Any, jax.Array]]:
