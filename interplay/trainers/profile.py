@@ -332,6 +332,7 @@ def interplay_profile(
     key: jax.Array | None = None,
     apply_kwargs: Mapping[str, Any] | None = None,
     checkpoints: Sequence | None = None,
+    stacked: bool = False,
     vectorize: bool | None = None,
     progress: bool = True,
 ) -> list[dict]:
@@ -352,6 +353,7 @@ def interplay_profile(
       key: PRNG key of the Lanczos probes.
       apply_kwargs: keyword arguments of the forward pass (e.g. `{"train": False}`).
       checkpoints: labels of the checkpoints (default 0, 1, …).
+      stacked: `variables` is one pytree of `K` checkpoints stacked on a leading axis.
       vectorize: vmap the passes over checkpoints (default: except on a CPU, where XLA
         lowers a batch of convolutions to a slow grouped one and a loop is faster).
       progress: a tqdm bar over the passes.
@@ -368,6 +370,9 @@ def interplay_profile(
     apply_kwargs = dict(apply_kwargs or {})
     if pool not in POOLS and not callable(pool):
         raise ValueError(f"pool must be one of {POOLS} or a function, got {pool!r}.")
+    if stacked:
+        count = jax.tree.leaves(variables)[0].shape[0]
+        variables = [jax.tree.map(lambda x, i=i: x[i], variables) for i in range(count)]
     many = isinstance(variables, (list, tuple))
     if isinstance(model, nnx.Module):
         graphdef, state = nnx.split(model)
@@ -421,6 +426,7 @@ def profile_features(
       head: `(C, d_head)`, or one per checkpoint (a list or a stacked array).
       batch_size: rows per streamed batch.
       checkpoints: labels of the checkpoints (default 0, 1, …).
+      stacked: `variables` is one pytree of `K` checkpoints stacked on a leading axis.
       **kwargs: `interplay_profile`'s `pool`, `method`, `key` and `progress`.
 
     Returns:

@@ -185,6 +185,11 @@ def test_checkpoints_loop_and_vmap_agree_and_head_follows_each(data):
     for a, b in zip(looped, mapped, strict=True):
         for key in profile.METRICS:
             np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *variables)
+    from_stack = profile.interplay_profile(
+        model, stacked, _batches(x, y, 48), head, stacked=True, **kwargs
+    )
+    assert [r["mir"] for r in from_stack] == pytest.approx([r["mir"] for r in looped], rel=1e-5)
     single = profile.interplay_profile(
         model,
         variables[2],
