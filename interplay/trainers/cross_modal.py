@@ -223,7 +223,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.num_steps is not None and not config.num_steps > 0:
         raise ValueError(f"config.num_steps must be positive or None, got {config.num_steps}.")
     for key in ("momentum", "weight_decay", "warmup_epochs", "encoder_steps"):
-        if config[key] < 0:
+        if not config[key] >= 0:  # NaN too
             raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
     if config.prompt not in PROMPTS:
         raise ValueError(f"config.prompt must be one of {PROMPTS}, got {config.prompt!r}.")

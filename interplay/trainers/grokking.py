@@ -87,12 +87,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"config.interplay_samples must be ≥ 2 or None, got {config.interplay_samples}."
         )
-    if config.weight_decay < 0 or config.steps_after_grok < 0:
-        raise ValueError("weight_decay and steps_after_grok must be ≥ 0.")
+    for key in ("weight_decay", "steps_after_grok", "grokfast_lamb"):
+        if not config[key] >= 0:  # NaN too
+            raise ValueError(f"config.{key} must be ≥ 0, got {config[key]}.")
+    for key in ("b1", "b2", "grokfast_alpha"):
+        if not 0 <= config[key] < 1:
+            raise ValueError(f"config.{key} must be in [0, 1), got {config[key]}.")
+    if not 0 < config.grok_threshold <= 1:
+        raise ValueError(f"config.grok_threshold must be in (0, 1], got {config.grok_threshold}.")
     if config.num_seeds < 1:
         raise ValueError(f"config.num_seeds must be ≥ 1, got {config.num_seeds}.")
-    if config.grokfast:
-        grokfast.ema_filter(config.grokfast_alpha, config.grokfast_lamb)
     _representations(config.representations)
     _names(config.samples, SAMPLES, "samples")
     if config.model_style not in STYLES:

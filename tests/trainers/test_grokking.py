@@ -176,7 +176,7 @@ def test_bad_trainer_config(tmp_path, data_dir):
         grokking.train_and_evaluate(_small(data_dir, samples=""), tmp_path)
     with pytest.raises(ValueError, match="num_seeds"):
         grokking.train_and_evaluate(_small(data_dir, num_seeds=0), tmp_path)
-    with pytest.raises(ValueError, match="Grokfast alpha"):
+    with pytest.raises(ValueError, match=r"config.grokfast_alpha must be in \[0, 1\)"):
         grokking.train_and_evaluate(_small(data_dir, grokfast=True, grokfast_alpha=1.5), tmp_path)
     with pytest.raises(ValueError, match="config.model_style must be one of flax, nanda"):
         grokking.train_and_evaluate(_small(data_dir, model_style="torch"), tmp_path)

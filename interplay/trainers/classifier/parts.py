@@ -39,7 +39,7 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
         if not config[key] > 0:
             raise ValueError(f"config.{key} must be positive, got {config[key]}.")
     for key in ("weight_decay", "momentum", *non_negative):
-        if config[key] < 0:
+        if not config[key] >= 0:  # NaN too
             raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
     if not 0 <= config.ema_momentum < 1:
         raise ValueError(f"config.ema_momentum must be in [0, 1), got {config.ema_momentum}.")
