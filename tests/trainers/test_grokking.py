@@ -356,6 +356,10 @@ def test_study_tables_from_hand_made_runs(tmp_path):
     assert "fewer steps in 3 of 3 seeds" in paired
     with pytest.raises(ValueError, match="cannot pair"):
         grokking_study.paired_table(runs, faster[:2])
+    landmarks = grokking_study.landmarks_paired(runs, faster, ("a", "b"))
+    fit, jump = runs[0][1]["train_fit_at"], runs[0][1]["jump_at"]
+    assert f"| 0 | {fit} / {fit} | {jump} / {jump} | 400 / 200 |" in landmarks
+    assert "| b − a | 0 ± 0 | 0 ± 0 | -200 ± 0 |" in landmarks
     c = grokking_study.claims(runs, "eval", "features")
     assert c["mir_0"] == [0.4] * 3 and c["mir_1000"] == [0.36] * 3
     assert c["mir_before"] == [0.4] * 3  # 500 before the jump is clipped to step 0

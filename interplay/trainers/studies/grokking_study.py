@@ -4,6 +4,8 @@
         [--figure study.png]
     python -m interplay.trainers.studies.grokking_study --workdirs PLAIN --compare GROKFAST \
         --figure grokfast.png
+    python -m interplay.trainers.studies.grokking_study --workdirs FLAX/seed_0,FLAX/seed_1 \
+        --compare NANDA --labels flax,nanda    # two initializations, paired by seed
 
 A workdir is a run of `interplay.trainers.grokking` (its `summary.json` and `metrics.jsonl`)
 or a multi-seed run holding `seed_<s>/` runs. Prints markdown tables: every
@@ -214,7 +216,7 @@ def plot_compare(runs, other, path, labels=("AdamW", "AdamW + Grokfast")) -> Non
         ax.set(xscale="log", xlabel="step", title=key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    plots.finish(fig, path, "(a + b) mod 113: AdamW vs AdamW + Grokfast (one line per seed)")
+    plots.finish(fig, path, f"(a + b) mod 113: {labels[0]} vs {labels[1]} (one line per seed)")
 
 
 def paired_table(runs, other, labels=("AdamW", "AdamW + Grokfast")) -> str:
@@ -244,6 +246,25 @@ def paired_table(runs, other, labels=("AdamW", "AdamW + Grokfast")) -> str:
     return "\n".join(lines)
 
 
+def landmarks_paired(runs, other, labels=("AdamW", "AdamW + Grokfast")) -> str:
+    """Train fit, jump and grokking steps per seed, two sets of runs side by side (paired in
+    `load`'s order), and the mean ± std of their differences."""
+    if len(runs) != len(other):
+        raise ValueError(f"cannot pair {len(runs)} runs with {len(other)}.")
+    keys = ("train_fit_at", "jump_at", "grokked_at")
+    header = "| run | " + " | ".join(f"{k}: {labels[0]} / {labels[1]}" for k in keys) + " |"
+    lines = [header, "|---" * (len(keys) + 1) + "|"]
+    pairs = [(sa, sb) for (_, sa), (_, sb) in zip(runs, other, strict=True)]
+    for n, (sa, sb) in enumerate(pairs):
+        lines.append(f"| {n} | " + " | ".join(f"{sa[k]} / {sb[k]}" for k in keys) + " |")
+    diffs = []
+    for k in keys:
+        d = [sb[k] - sa[k] for sa, sb in pairs if sa[k] is not None and sb[k] is not None]
+        diffs.append(_fmt(d, 0))
+    lines.append(f"| {labels[1]} − {labels[0]} | " + " | ".join(diffs) + " |")
+    return "\n".join(lines)
+
+
 def report(runs) -> str:
     summaries = [s for _, s in runs]
     return "\n\n".join(
@@ -259,6 +280,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "grokking workdirs (multi-seed ones expand to their seeds)")
 flags.DEFINE_list("compare", None, "a second set of workdirs (e.g. Grokfast) for --figure")
 flags.DEFINE_string("figure", None, "write the aligned (or, with --compare, comparison) figure")
+flags.DEFINE_list("labels", ["AdamW", "AdamW + Grokfast"], "names of --workdirs and --compare")
 
 
 def main(argv) -> None:
@@ -266,11 +288,13 @@ def main(argv) -> None:
     runs = load(FLAGS.workdirs)
     print(report(runs))
     other = load(FLAGS.compare) if FLAGS.compare else None
+    labels = tuple(FLAGS.labels)
     if other:
-        print("\n--compare:\n\n" + report(other) + "\n\n" + paired_table(runs, other))
+        print(f"\n--compare:\n\n{report(other)}\n\n{landmarks_paired(runs, other, labels)}")
+        print("\n" + paired_table(runs, other, labels))
     if FLAGS.figure:
         if other:
-            plot_compare(runs, other, FLAGS.figure)
+            plot_compare(runs, other, FLAGS.figure, labels)
         else:
             plot_aligned(runs, FLAGS.figure)
         print(f"figure: {FLAGS.figure}")
