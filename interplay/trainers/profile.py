@@ -30,7 +30,6 @@ forward order).
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,7 +46,7 @@ from flax import nnx
 from jax.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from interplay.infotheory import _checks, clustering, scatter
+from interplay.infotheory import _checks, clustering, features_dual, scatter
 from interplay.infotheory import collapse_metrics as nc
 
 POOLS = ("mean", "last", "flatten")
@@ -149,10 +148,27 @@ def _pool(name: str, x: jax.Array, pool: Pool) -> jax.Array:
 
 
 class _Passes:
-    """The two jitted passes over batches and the finish of one model's chosen layers."""
+    """The two jitted passes over batches and the finish of one model's chosen layers.
 
-    def __init__(self, outputs, names, pool, num_classes, method, key, vectorize):
+    Each layer keeps the smaller sufficient statistic of its interplay, as
+    `dataset_interplay` does: its class scatter (`C·d²`), or, where Lanczos is needed
+    (`d·C` above `scatter.EXACT_MAX_DIM`) and `n < C·d`, its features themselves (`n·d`,
+    measured by `features_dual`).
+    """
+
+    def __init__(
+        self, outputs, names, shapes, num_samples, pool, num_classes, method, key, vectorize
+    ):
         self.names, self.num_classes, self.method, self.key = names, num_classes, method, key
+        self.widths = {n: shapes[n].shape[1] for n in names}
+        lanczos = {
+            n: method == "lanczos"
+            or (method == "auto" and scatter.choose_method(d, num_classes) == "lanczos")
+            for n, d in self.widths.items()
+        }
+        self.kept = {
+            n for n, d in self.widths.items() if lanczos[n] and num_samples < num_classes * d
+        }
 
         def pooled(variables, inputs):
             out = outputs(variables, inputs)
@@ -160,15 +176,17 @@ class _Passes:
 
         def first(variables, inputs, labels, carry):
             z = pooled(variables, inputs)
-            return {
-                n: {
-                    "stats": scatter.update(carry[n]["stats"], z[n], labels),
+            new = {}
+            for n in names:
+                new[n] = {
                     "moments": nc.update_moments(carry[n]["moments"], z[n], labels),
                     "unit_sums": carry[n]["unit_sums"]
                     + clustering.unit_sums(z[n], labels, num_classes),
                 }
-                for n in names
-            }, {n: jnp.all(jnp.isfinite(z[n])) for n in names}
+                if n not in self.kept:
+                    new[n]["stats"] = scatter.update(carry[n]["stats"], z[n], labels)
+            finite = {n: jnp.all(jnp.isfinite(z[n])) for n in names}
+            return new, finite, {n: z[n] for n in self.kept}
 
         def second(variables, inputs, labels, carry):
             z = pooled(variables, inputs)
@@ -182,55 +200,59 @@ class _Passes:
         axes = (0, None, None, 0)
         self.first = jax.jit(jax.vmap(first, axes) if vectorize else first)
         self.second = jax.jit(jax.vmap(second, axes) if vectorize else second)
-        self.pooled = pooled
 
-    def carry(self, variables, inputs, copies: int | None) -> dict:
-        shapes = jax.eval_shape(self.pooled, variables, inputs)
-        carry = {
-            n: {
-                "stats": scatter.init(self.num_classes, s.shape[1]),
-                "moments": nc.init_moments(self.num_classes, s.shape[1]),
-                "unit_sums": jnp.zeros((self.num_classes, s.shape[1])),
+    def carry(self, copies: int | None) -> dict:
+        carry = {}
+        for n, d in self.widths.items():
+            carry[n] = {
+                "moments": nc.init_moments(self.num_classes, d),
+                "unit_sums": jnp.zeros((self.num_classes, d)),
             }
-            for n, s in shapes.items()
-        }
+            if n not in self.kept:
+                carry[n]["stats"] = scatter.init(self.num_classes, d)
         if copies is None:
             return carry
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (copies, *x.shape)), carry)
 
-    def finish(self, carry, silhouettes, head) -> list[dict]:
+    def finish(self, carry, silhouettes, head, features, labels) -> list[dict]:
+        """Records of one checkpoint; `features[n]` the kept `(n, d)` features of layer `n`."""
         _checks.check_head(head)
-        values = jax.device_get(
-            {n: _finish(carry[n], silhouettes[n], head, self.key, self.method) for n in self.names}
-        )
-        return [
-            {
-                "layer": n,
-                "depth": depth,
-                "width": int(carry[n]["stats"].scatter.shape[1]),
-                **{k: float(v) for k, v in values[n].items()},
-            }
-            for depth, n in enumerate(self.names)
-        ]
+        rows = []
+        for depth, n in enumerate(self.names):
+            if n in self.kept:
+                kept = features_dual.keep(features[n], labels, self.num_classes)
+                r = features_dual.measure(kept, jnp.asarray(head, kept.blocks.dtype), self.key)
+            else:
+                method = self.method
+                if method == "auto":
+                    method = scatter.choose_method(self.widths[n], self.num_classes)
+                r = scatter.measure(
+                    carry[n]["stats"], head, method=method, key=self.key, match_width=False
+                )
+            values = jax.device_get(
+                {**r._asdict(), **_collapse(carry[n]["moments"], silhouettes[n])}
+            )
+            rows.append(
+                {
+                    "layer": n,
+                    "depth": depth,
+                    "width": self.widths[n],
+                    **{k: float(values[k]) for k in ("h_features", "h_heads", "mi", "mir", "hdr")},
+                    "effective_rank": float(np.exp(values["h_features"])),
+                    "mi_stderr": float(values["mi_stderr"]),
+                    "nc1": float(values["nc1"]),
+                    "silhouette": float(values["silhouette"]),
+                }
+            )
+        return rows
 
 
-@functools.partial(jax.jit, static_argnames="method")
-def _finish(carry, silhouette, head, key, method) -> dict:
-    """`METRICS` of one layer from its sums (one program per width)."""
-    stats = carry["stats"]
-    if method == "auto":
-        method = scatter.choose_method(stats.scatter.shape[1], stats.scatter.shape[0])
-    r = scatter.measure(stats, head, method=method, key=key, match_width=False)
+@jax.jit
+def _collapse(moments, silhouette) -> dict:
+    """NC1 and the mean silhouette of one layer from its moments and silhouette sum."""
     return {
-        "h_features": r.h_features,
-        "effective_rank": jnp.exp(r.h_features),
-        "h_heads": r.h_heads,
-        "mi": r.mi,
-        "mir": r.mir,
-        "hdr": r.hdr,
-        "mi_stderr": r.mi_stderr,
-        "nc1": nc.within_class_variability(carry["moments"]),
-        "silhouette": silhouette / carry["moments"].counts.sum(),
+        "nc1": nc.within_class_variability(moments),
+        "silhouette": silhouette / moments.counts.sum(),
     }
 
 
@@ -286,23 +308,32 @@ def _run(
 ):
     """Records of every (checkpoint, layer), in checkpoint then forward order."""
     key = jax.random.key(0) if key is None else key
-    passes = _Passes(outputs, names, pool, num_classes, method, key, vectorize)
+    shapes = jax.eval_shape(
+        lambda v, x: {n: _pool(n, o, pool) for n, o in outputs(v, x).items() if n in names},
+        variables[0],
+        batches[0][0],
+    )
+    num_samples = sum(len(y) for _, y in batches)
+    passes = _Passes(outputs, names, shapes, num_samples, pool, num_classes, method, key, vectorize)
+    all_labels = np.concatenate([np.asarray(y) for _, y in batches])
     groups = [variables] if vectorize else [[v] for v in variables]
     records, done = [], 0
     bar = tqdm(total=2 * len(batches) * len(groups), desc="profile", disable=not progress)
     for group in groups:
         if vectorize:
-            stacked = jax.tree.map(lambda *x: jnp.stack(x), *group)
-            carry = passes.carry(group[0], batches[0][0], len(group))
-            args = stacked
+            carry, args = passes.carry(len(group)), jax.tree.map(lambda *x: jnp.stack(x), *group)
         else:
-            carry, args = passes.carry(group[0], batches[0][0], None), group[0]
+            carry, args = passes.carry(None), group[0]
+        kept = []
         for b, (inputs, y) in enumerate(batches):
-            carry, finite = passes.first(args, inputs, y, carry)
+            carry, finite, z = passes.first(args, inputs, y, carry)
             bad = [n for n, ok in finite.items() if not np.all(np.asarray(ok))]
             if bad:
                 raise ValueError(f"non-finite activations in layers {bad}, batch {b}.")
+            kept.append(z)
             bar.update()
+        axis = 1 if vectorize else 0
+        features = {n: jnp.concatenate([z[n] for z in kept], axis) for n in passes.kept}
         silhouettes = None
         for inputs, y in batches:
             s = passes.second(args, inputs, y, carry)
@@ -311,7 +342,11 @@ def _run(
         for i in range(len(group)):
             pick = (lambda x, i=i: x[i]) if vectorize else (lambda x: x)
             rows = passes.finish(
-                jax.tree.map(pick, carry), jax.tree.map(pick, silhouettes), heads[done + i]
+                jax.tree.map(pick, carry),
+                jax.tree.map(pick, silhouettes),
+                heads[done + i],
+                jax.tree.map(pick, features),
+                all_labels,
             )
             records += [{"checkpoint": labels[done + i], **r} for r in rows]
         done += len(group)

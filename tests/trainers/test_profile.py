@@ -270,3 +270,39 @@ def test_bad_inputs_are_clear_errors(data):
         call([(x[:48], y[:48]), (x[48:].at[0].set(jnp.nan), y[48:])])
     with pytest.raises(ValueError, match="pool must be one of"):
         call(_batches(x, y, 48), pool="max")
+
+
+class Wide(nn.Module):
+    """A layer too wide for the exact dual at C = 4 (d·C = 6 400 > 6 144 on a CPU)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(1600, name="wide")(x.reshape(x.shape[0], -1)))
+        return nn.Dense(NUM_CLASSES, name="head")(x)
+
+
+def test_a_wide_layer_is_measured_from_its_kept_features_by_lanczos(data):
+    x, y = data
+    model = Wide()
+    variables = model.init(jax.random.key(1), x)
+    head = variables["params"]["head"]["kernel"].T
+    [record] = profile.interplay_profile(
+        model,
+        variables,
+        _batches(x, y, 40),
+        head,
+        num_classes=NUM_CLASSES,
+        layers=["wide"],
+        progress=False,
+    )
+    wide = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+    z = wide[1]["intermediates"]["wide"]["__call__"][0]  # the Dense output, before relu
+    # n = 96 < C·d: dataset_interplay keeps the features too and runs Lanczos on the joint
+    # Gram (96 samples: its 128 deflation vectors span it, so the estimate is exact).
+    want = it.dataset_interplay([(z, y)], head, num_classes=NUM_CLASSES, match_width=False)
+    exact = it.dataset_interplay(
+        [(z, y)], head, num_classes=NUM_CLASSES, match_width=False, method="exact"
+    )
+    for key in ("mir", "hdr", "h_features"):
+        np.testing.assert_allclose(record[key], getattr(want, key), rtol=1e-4, err_msg=key)
+        np.testing.assert_allclose(record[key], getattr(exact, key), rtol=5e-4, err_msg=key)
