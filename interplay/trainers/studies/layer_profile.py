@@ -180,29 +180,32 @@ def report(root: pathlib.Path, grokking_run: pathlib.Path | None, out: pathlib.P
 
 
 def grokking_table(run: pathlib.Path, out: pathlib.Path) -> list[str]:
-    """Per seed and layer: MIR, HDR and nc1 at the last checkpoint before the jump and the
-    first at or after it (the jump: the first eval with test accuracy ≥ 0.99)."""
+    """Per seed and layer: MIR, HDR and nc1 at the last checkpoint before the jump (the first
+    eval with test accuracy ≥ 0.5) and the first once grokked (test accuracy ≥ 0.99)."""
     lines = [
-        "| seed | jump at | layer | MIR before → after | HDR before → after | nc1 before → after |",
-        "|---|---|---|---|---|---|",
+        "| seed | jump / grokked at | checkpoints | layer | MIR | HDR | nc1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     members = sorted(run.glob("seed_*/profile/profile.jsonl"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for path in members:
         member = path.parent.parent
         records = _read(path)
-        jump = grokking.first_at(logs.read(member / "metrics.jsonl"), "eval/accuracy", 0.99)
+        metrics = logs.read(member / "metrics.jsonl")
+        jump = grokking.first_at(metrics, "eval/accuracy", 0.5)
+        grokked = grokking.first_at(metrics, "eval/accuracy", 0.99)
         steps = sorted({r["checkpoint"] for r in records})
         before = max((s for s in steps if jump is None or s < jump), default=steps[0])
-        after = min((s for s in steps if jump is not None and s >= jump), default=steps[-1])
+        after = min((s for s in steps if grokked is not None and s >= grokked), default=steps[-1])
         for layer in profile.GROKKING_LAYERS:
             b, a = (
                 next(r for r in records if r["checkpoint"] == s and r["layer"] == layer)
                 for s in (before, after)
             )
             lines.append(
-                f"| {member.name} | {jump} | {layer} | {b['mir']:.3f} → {a['mir']:.3f} "
-                f"| {b['hdr']:.3f} → {a['hdr']:.3f} | {b['nc1']:.3g} → {a['nc1']:.3g} |"
+                f"| {member.name} | {jump} / {grokked} | {before} → {after} | {layer} "
+                f"| {b['mir']:.3f} → {a['mir']:.3f} | {b['hdr']:.3f} → {a['hdr']:.3f} "
+                f"| {b['nc1']:.3g} → {a['nc1']:.3g} |"
             )
         for ax, key in zip(axes, ("mir", "hdr", "nc1"), strict=True):
             for i, layer in enumerate(profile.GROKKING_LAYERS):
