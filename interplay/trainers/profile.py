@@ -116,9 +116,8 @@ def _forward_order(outputs: Callable, variables, inputs) -> list[str]:
     return sorted(names, key=lambda n: (index[n], -n.count("/"), n))
 
 
-def _choose(names: list[str], shapes: dict, types: dict, layers: Layers, defaults) -> list[str]:
-    """The chosen layer names among the model's array outputs with a batch axis."""
-    batch = shapes[names[0]].shape[0] if names else 0
+def _choose(names, shapes, types, layers: Layers, defaults, batch: int) -> list[str]:
+    """The chosen layer names among the model's outputs with the batch's leading axis."""
     arrays = [n for n in names if n and len(shapes[n].shape) >= 2 and shapes[n].shape[0] == batch]
     if layers is None:
         blocks = {n for n in arrays for m in arrays if m.startswith(n + "/")}
@@ -421,7 +420,7 @@ def interplay_profile(
     batches = _batches(batches, num_classes)
     names = _forward_order(outputs, variables[0], batches[0][0])
     shapes = jax.eval_shape(outputs, variables[0], batches[0][0])
-    names = _choose(names, shapes, types, layers, defaults)
+    names = _choose(names, shapes, types, layers, defaults, len(batches[0][1]))
     heads = _heads(head, variables, num_classes)
     labels = list(checkpoints) if checkpoints is not None else list(range(len(variables)))
     if len(labels) != len(variables):
