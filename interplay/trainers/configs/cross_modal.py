@@ -27,7 +27,7 @@ def get_config(arg: str = "digits") -> ml_collections.ConfigDict:
     c.data_dir = configs.placeholder(str)  # TFDS default when None
     c.encoder_steps = 300  # training steps of the digits CNN that gives the image features
     c.shots = 16  # labeled examples per class, drawn from the train split by seed
-    c.seed = 0  # the few-shot subset and the batch order
+    c.seed = 0  # the few-shot subset, the batch order and the context's initialization
     c.projection_seed = 0  # the frozen text-side projection (the same for every seed)
 
     # CoOp's prompt: 16 context tokens shared by the classes, N(0, 0.02²); "class_vector": the
