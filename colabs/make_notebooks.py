@@ -337,14 +337,15 @@ LAYER_PROFILE = [
         "vectors are the rows of `kernel.T`, one head per checkpoint."
     ),
     new_code_cell(
-        "batches = [(x[test][i : i + 128], y[test][i : i + 128]) for i in range(0, len(test), 128)]\n"
+        "xs, ys = x[test], y[test]\n"
+        "batches = [(xs[i : i + 128], ys[i : i + 128]) for i in range(0, len(test), 128)]\n"
         "records = profile.interplay_profile(\n"
         "    model, checkpoints, batches, lambda v: v['params']['classifier']['kernel'].T,\n"
         "    num_classes=10, checkpoints=steps,\n"
         ")\n"
         "for r in records[-6:]:\n"
-        "    print(f\"{r['layer']:>16}  d={r['width']:3d}  MIR {r['mir']:.3f}  HDR {r['hdr']:.3f}  \"\n"
-        "          f\"NC1 {r['nc1']:.3f}  silhouette {r['silhouette']:.3f}\")\n"
+        "    print(f\"{r['layer']:>16}  d={r['width']:3d}  MIR {r['mir']:.3f}  \"\n"
+        "          f\"HDR {r['hdr']:.3f}  NC1 {r['nc1']:.3f}  silhouette {r['silhouette']:.3f}\")\n"
         "out = pathlib.Path(tempfile.mkdtemp(prefix='profile_'))\n"
         "profile.write(records, out, 'MyNet on digits')\n"
         "display(Image(filename=str(out / 'heatmaps.png')))\n"
