@@ -103,17 +103,17 @@ def _nnx_outputs(graphdef, apply_kwargs: Mapping[str, Any]):
     return outputs
 
 
-def _forward_order(outputs: Callable, variables, inputs) -> list[str]:
+def _forward_order(outputs: Callable, variables, inputs) -> tuple[list[str], dict]:
     """Names of `outputs`' arrays in the order the forward pass computes them (the index of
     the equation that produces each; a block's output after its last layer's, which it may
-    share)."""
-    closed = jax.make_jaxpr(outputs)(variables, inputs)
-    names = list(
-        jax.tree_util.tree_structure(jax.eval_shape(outputs, variables, inputs)).node_data()[1]
-    )
+    share), and their shapes, from one trace."""
+    closed, shapes = jax.make_jaxpr(outputs, return_shape=True)(variables, inputs)
+    names = list(shapes)  # the jaxpr's outputs follow the dict's flattening: sorted keys
     producer = {id(v): i for i, eqn in enumerate(closed.jaxpr.eqns) for v in eqn.outvars}
-    index = {n: producer.get(id(v), -1) for n, v in zip(names, closed.jaxpr.outvars, strict=True)}
-    return sorted(names, key=lambda n: (index[n], -n.count("/"), n))
+    index = {
+        n: producer.get(id(v), -1) for n, v in zip(sorted(names), closed.jaxpr.outvars, strict=True)
+    }
+    return sorted(names, key=lambda n: (index[n], -n.count("/"), n)), shapes
 
 
 def _choose(names, shapes, types, layers: Layers, defaults, batch: int) -> list[str]:
@@ -418,8 +418,7 @@ def interplay_profile(
         outputs = _linen_outputs(model, apply_kwargs, types)
         variables, defaults = (list(variables) if many else [variables]), LINEN_LAYERS
     batches = _batches(batches, num_classes)
-    names = _forward_order(outputs, variables[0], batches[0][0])
-    shapes = jax.eval_shape(outputs, variables[0], batches[0][0])
+    names, shapes = _forward_order(outputs, variables[0], batches[0][0])
     names = _choose(names, shapes, types, layers, defaults, len(batches[0][1]))
     heads = _heads(head, variables, num_classes)
     labels = list(checkpoints) if checkpoints is not None else list(range(len(variables)))
