@@ -272,19 +272,19 @@ def _batches(batches: Iterable, num_classes: int) -> list[tuple[Any, jax.Array]]
     return kept
 
 
-def _heads(head, variables: list, num_classes: int) -> list[jax.Array]:
+def _heads(head, variables: list, num_classes: int | None) -> list[jax.Array]:
     """One `(C, d_head)` head per checkpoint: an array (shared), a sequence, a stacked
-    `(K, C, d)` array, or a function of each checkpoint's variables."""
+    `(K, C, d)` array, or a function of each checkpoint's variables; `num_classes` None
+    takes the first head's C."""
     if callable(head):
         heads = [head(v) for v in variables]
-    elif isinstance(head, (list, tuple)):
-        heads = list(head)
-    elif jnp.ndim(head) == 3:
+    elif isinstance(head, (list, tuple)) or jnp.ndim(head) == 3:
         heads = list(head)
     else:
         heads = [head] * len(variables)
     if len(heads) != len(variables):
         raise ValueError(f"{len(heads)} heads for {len(variables)} checkpoints.")
+    num_classes = num_classes or int(jnp.shape(heads[0])[0])
     for h in heads:
         _checks.check_head(_checks.arrays(h), num_classes)
     return heads
@@ -469,7 +469,7 @@ def profile_features(
     activations = list(activations) if many else [activations]
     k = len(activations)
     labels = list(labels) if isinstance(labels, (list, tuple)) else [labels] * k
-    heads = _heads(head, [None] * k, int(jnp.shape(_first_head(head))[0]))
+    heads = _heads(head, [None] * k, None)
     checkpoints = list(range(k)) if checkpoints is None else list(checkpoints)
     if not len(labels) == len(checkpoints) == k:
         raise ValueError(f"{len(labels)} label arrays and {len(checkpoints)} labels for {k}.")
@@ -505,12 +505,6 @@ def profile_features(
             **options,
         )
     return records
-
-
-def _first_head(head):
-    if isinstance(head, (list, tuple)):
-        return head[0]
-    return head[0] if jnp.ndim(head) == 3 else head
 
 
 def plot(records: list[dict], out: pathlib.Path, title: str = "") -> None:
