@@ -298,7 +298,16 @@ def test_study_pairs_seeds_and_counts_signs(tmp_path):
     np.testing.assert_allclose(pair["base"], [20, 10, 30], atol=1e-9)
     np.testing.assert_allclose(pair["with"], [15, 10, 35], atol=1e-9)
     row = study.paired_table([pair]).splitlines()[-1]
-    assert "| 3 | 0.00 ± 5.00 | 1 / 1 / 1 |" in row  # differences −5, 0, +5
+    # Differences −5, 0, +5; with: 15, 10, 35 (std 13.23), without: 20, 10, 30.
+    assert "| 3 | 20.00 ± 13.23 / 20.00 ± 10.00 | 0.00 ± 5.00 | 1 / 1 / 1 |" in row
+    # Against a former study's finals: only the seeds and variants both have.
+    former = {
+        "digits_40": {"freematch": {"0": {"eval/accuracy": 0.7}, "2": {"eval/accuracy": 0.8}}}
+    }
+    (old,) = study.former_pairs(cells, former)
+    assert old["seeds"] == [0, 2] and old["comparison"] == "freematch, now vs former"
+    np.testing.assert_allclose(old["base"], [30, 20], atol=1e-9)
+    np.testing.assert_allclose(old["with"], [20, 30], atol=1e-9)
     # Validation: the mean of the last evals (here both): 1 − (acc − 0.25).
     assert "| 20.00 ± 10.00 | 45.00 ± 10.00 |" in study.error_table(cells)
     study.plot_dynamics(cells, tmp_path / "dynamics.png")

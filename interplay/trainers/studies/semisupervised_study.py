@@ -1,6 +1,7 @@
 """Error rates of semi-supervised sweeps over seeds, paired by seed, and their dynamics.
 
-    python -m interplay.trainers.studies.semisupervised_study --workdir ROOT [--figure F] [--json F]
+    python -m interplay.trainers.studies.semisupervised_study --workdir ROOT \
+        [--figure F] [--json F] [--former FINALS]
 
 `ROOT` holds `interplay.trainers.studies.sweep` runs of `configs/semisupervised.py`:
 `ROOT/<cell>/<variant>/seed<k>/metrics.jsonl`, a cell being a preset (e.g.
@@ -9,9 +10,11 @@
 rate (%, mean ± std over seeds, final eval) and the validation error (mean of
 the last `LAST_EVALS` evals) of each variant, then every `X_interplay` paired
 with its `X` seed by seed (same labeled subset, same initialization): the
-mean difference in error and the sign count (better / equal / worse). The
-figure plots the MIR and HDR of the measured unlabeled features and the mask
-rate against step (mean over seeds, band: min–max).
+mean difference in error and the sign count (better / equal / worse). With
+`--former` (another study's `--json` file, e.g. of the former protocol), each
+variant is also paired with itself there, seed by seed. The figure plots the
+MIR and HDR of the measured unlabeled features and the mask rate against step
+(mean over seeds, band: min–max).
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ def paired(cells) -> list[dict]:
             pairs.append(
                 {
                     "cell": cell,
-                    "variant": variant,
+                    "comparison": f"{variant} vs {base}",
                     "seeds": seeds,
                     "base": [100 * (1 - final(variants[base][s], "eval/accuracy")) for s in seeds],
                     "with": [100 * (1 - final(runs[s], "eval/accuracy")) for s in seeds],
@@ -106,18 +109,41 @@ def paired(cells) -> list[dict]:
     return pairs
 
 
-def paired_table(pairs: list[dict]) -> str:
-    """Markdown: mean Δ error (with − without, %) and the sign count per seed."""
+def former_pairs(cells, former: dict) -> list[dict]:
+    """Every variant against itself in `former` (a `--json` file's `finals`) on the seeds both
+    have: per-seed test errors (%), `base` the former's."""
+    pairs = []
+    for cell, variants in cells.items():
+        for variant, runs in variants.items():
+            old = former.get(cell, {}).get(variant, {})
+            seeds = [s for s in sorted(runs) if str(s) in old]
+            if seeds:
+                pairs.append(
+                    {
+                        "cell": cell,
+                        "comparison": f"{variant}, now vs former",
+                        "seeds": seeds,
+                        "base": [100 * (1 - old[str(s)]["eval/accuracy"]) for s in seeds],
+                        "with": [100 * (1 - final(runs[s], "eval/accuracy")) for s in seeds],
+                    }
+                )
+    return pairs
+
+
+def paired_table(pairs: list[dict], difference: str = "with − without") -> str:
+    """Markdown: both sides' test error (%), their mean difference and the sign count per seed."""
     lines = [
-        "| cell | comparison | seeds | Δ test error % (with − without) | better / equal / worse |",
-        "|---|---|---|---|---|",
+        f"| cell | comparison | seeds | test error % ({difference.replace(' − ', ' / ')}) "
+        f"| Δ test error % ({difference}) | better / equal / worse |",
+        "|---|---|---|---|---|---|",
     ]
     for p in pairs:
         diff = np.subtract(p["with"], p["base"])
         signs = f"{(diff < 0).sum()} / {(diff == 0).sum()} / {(diff > 0).sum()}"
+        errors = f"{logs.mean_std(p['with'], 2)} / {logs.mean_std(p['base'], 2)}"
         lines.append(
-            f"| {p['cell']} | {p['variant']} vs {p['variant'].removesuffix(SUFFIX)} "
-            f"| {len(diff)} | {logs.mean_std(diff, 2)} | {signs} |"
+            f"| {p['cell']} | {p['comparison']} | {len(diff)} | {errors} "
+            f"| {logs.mean_std(diff, 2)} | {signs} |"
         )
     return "\n".join(lines)
 
@@ -161,6 +187,9 @@ def main(argv) -> None:
     cells = load(pathlib.Path(f.workdir))
     pairs = paired(cells)
     print(error_table(cells), "", paired_table(pairs), sep="\n")
+    if f.former:
+        former = json.loads(pathlib.Path(f.former).read_text())["finals"]
+        print("", paired_table(former_pairs(cells, former), "now − former"), sep="\n")
     if f.figure:
         plot_dynamics(cells, pathlib.Path(f.figure))
         print(f"figure: {f.figure}")
@@ -183,5 +212,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("workdir", None, "Root of the sweeps: <cell>/<variant>/seed<k>/.")
     flags.DEFINE_string("figure", None, "Where to save the dynamics figure (png).")
     flags.DEFINE_string("json", None, "Where to save every run's final eval values (json).")
+    flags.DEFINE_string("former", None, "Another study's --json file to pair each variant with.")
     flags.mark_flag_as_required("workdir")
     app.run(main)
