@@ -19,23 +19,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from metrics import timeit  # benchmarks/metrics.py, beside this script
 
 from interplay import infotheory as it
 from interplay import models
 from interplay.trainers import semisupervised
 from interplay.trainers.classifier import parts
 from interplay.trainers.configs.semisupervised import get_config
-
-
-def median_ms(fn, *args, repeats: int) -> float:
-    """Median wall time of `fn(*args)` in ms, after one compiling call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
 
 
 def breakdown(classifier: parts.Classifier, state, batch, repeats: int) -> None:
@@ -52,7 +42,7 @@ def breakdown(classifier: parts.Classifier, state, batch, repeats: int) -> None:
     (m, d), num_classes = features.shape, head.shape[0]
     timed = {"value": jax.jit(term), "+ gradient": jax.jit(jax.value_and_grad(term, (0, 1)))}
     for name, fn in timed.items():
-        ms = median_ms(fn, features, head, repeats=repeats)
+        ms = 1e3 * timeit(fn, features, head, repeats=repeats)
         print(f"  the term alone, {name:27s} {ms:8.2f} ms")
     solvers = {"default": None}
     if jax.default_backend() == "gpu":
@@ -63,7 +53,7 @@ def breakdown(classifier: parts.Classifier, state, batch, repeats: int) -> None:
         matrix = x @ x.T / size
         for solver, implementation in solvers.items():
             eigh = jax.jit(lambda a, i=implementation: jax.lax.linalg.eigh(a, implementation=i))
-            ms = median_ms(eigh, matrix, repeats=repeats)
+            ms = 1e3 * timeit(eigh, matrix, repeats=repeats)
             print(f"  eigh {size:4d}², {name + ' (' + solver + ')':26s} {ms:8.2f} ms")
 
 
