@@ -63,6 +63,7 @@ from absl import flags, logging
 
 from interplay import infotheory as it
 from interplay.infotheory import scatter
+from interplay.trainers import configs
 from interplay.trainers.classifier import parts
 from interplay.trainers.classifier.saved import SavedRun
 from interplay.trainers.configs import cross_modal as cross_modal_config
@@ -217,14 +218,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Raises `ValueError` naming the first bad config value."""
     positive = ("shots", "batch_size", "learning_rate", "warmup_lr", "eval_every", "logit_scale")
     positive += ("checkpoint_every", "log_every", "num_context_tokens", "context_init_std")
-    for key in positive:
-        if not config[key] > 0:
-            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+    configs.check_positive(config, positive)
     if config.num_steps is not None and not config.num_steps > 0:
         raise ValueError(f"config.num_steps must be positive or None, got {config.num_steps}.")
-    for key in ("momentum", "weight_decay", "warmup_epochs", "encoder_steps"):
-        if not config[key] >= 0:  # NaN too
-            raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
+    configs.check_non_negative(
+        config, ("momentum", "weight_decay", "warmup_epochs", "encoder_steps")
+    )
     if config.prompt not in PROMPTS:
         raise ValueError(f"config.prompt must be one of {PROMPTS}, got {config.prompt!r}.")
     if not 0 <= config.cma_weight <= 1:

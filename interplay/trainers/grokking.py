@@ -30,7 +30,7 @@ from absl import flags, logging
 from interplay import infotheory as it
 from interplay import models
 from interplay.models.transformer import STYLES, Transformer
-from interplay.trainers import grokfast
+from interplay.trainers import configs, grokfast
 from interplay.trainers.configs import grokking as grokking_config
 from interplay.trainers.core import cli, logs, loop, plots
 from interplay.trainers.core.state import TrainState, train_step
@@ -75,9 +75,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Raises `ValueError` naming the first bad config value."""
     modular.modular_config(config.p, config.operation, config.train_fraction, config.split_seed)
     positive = ("num_steps", "eval_every", "checkpoint_every", "learning_rate", "warmup_steps")
-    for key in (*positive, "width", "num_heads", "head_dim", "mlp_dim"):
-        if not config[key] > 0:
-            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+    configs.check_positive(config, (*positive, "width", "num_heads", "head_dim", "mlp_dim"))
     for key in ("num_steps", "checkpoint_every"):
         if config[key] % config.eval_every:
             raise ValueError(
@@ -87,9 +85,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"config.interplay_samples must be ≥ 2 or None, got {config.interplay_samples}."
         )
-    for key in ("weight_decay", "steps_after_grok", "grokfast_lamb"):
-        if not config[key] >= 0:  # NaN too
-            raise ValueError(f"config.{key} must be ≥ 0, got {config[key]}.")
+    configs.check_non_negative(config, ("weight_decay", "steps_after_grok", "grokfast_lamb"))
     for key in ("b1", "b2", "grokfast_alpha"):
         if not 0 <= config[key] < 1:
             raise ValueError(f"config.{key} must be in [0, 1), got {config[key]}.")

@@ -46,7 +46,7 @@ from flax import struct
 
 from interplay import infotheory as it
 from interplay import models
-from interplay.trainers import data
+from interplay.trainers import configs, data
 from interplay.trainers.classifier import augment, parts, pseudo_labels
 from interplay.trainers.configs import semisupervised as semisupervised_config
 from interplay.trainers.core import cli, distributed, logs, loop, plots
@@ -118,10 +118,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("num_labels_per_class", "num_eval_unlabeled"):
         if not config[key] >= 1:
             raise ValueError(f"config.{key} must be ≥ 1, got {config[key]}.")
-    if config.num_validation_per_class < 0:
-        raise ValueError(
-            f"config.num_validation_per_class must be ≥ 0, got {config.num_validation_per_class}."
-        )
+    configs.check_non_negative(config, ("num_validation_per_class",))
 
 
 @struct.dataclass

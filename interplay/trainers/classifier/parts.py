@@ -23,7 +23,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from interplay import infotheory as it
 from interplay import models
-from interplay.trainers import data
+from interplay.trainers import configs, data
 from interplay.trainers.classifier import evaluators
 from interplay.trainers.core import distributed, logs, loop, plots
 from interplay.trainers.core.state import TrainState, train_step
@@ -35,12 +35,8 @@ def check_common(config: ml_collections.ConfigDict, non_negative: tuple[str, ...
     trainer has (dataset, model, cadence, optimizer, eval, devices) or in `non_negative`."""
     model(config, data.spec(config.dataset))
     positive = ("batch_size", "eval_batch_size", "num_steps", "eval_every", "checkpoint_every")
-    for key in (*positive, "log_every", "learning_rate"):
-        if not config[key] > 0:
-            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
-    for key in ("weight_decay", "momentum", *non_negative):
-        if not config[key] >= 0:  # NaN too
-            raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
+    configs.check_positive(config, (*positive, "log_every", "learning_rate"))
+    configs.check_non_negative(config, ("weight_decay", "momentum", *non_negative))
     if not 0 <= config.ema_momentum < 1:
         raise ValueError(f"config.ema_momentum must be in [0, 1), got {config.ema_momentum}.")
     if config.keep_checkpoints is not None and config.keep_checkpoints < 1:

@@ -54,6 +54,20 @@ def flat(config: ml_collections.ConfigDict) -> dict:
     return dict(walk(json.loads(config.to_json_best_effort())))
 
 
+def check_positive(config: ml_collections.ConfigDict, keys: Iterable[str]) -> None:
+    """Raises `ValueError` naming the first of `keys` whose value is not `> 0` (NaN included)."""
+    for key in keys:
+        if not config[key] > 0:
+            raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+
+
+def check_non_negative(config: ml_collections.ConfigDict, keys: Iterable[str]) -> None:
+    """Raises `ValueError` naming the first of `keys` whose value is not `≥ 0` (NaN included)."""
+    for key in keys:
+        if not config[key] >= 0:
+            raise ValueError(f"config.{key} must be non-negative, got {config[key]}.")
+
+
 def check_fields(config: ml_collections.ConfigDict, fields: Iterable[str]) -> None:
     """Raises `ValueError` for a field `config` does not have, suggesting the closest."""
     known = list(flat(config))
