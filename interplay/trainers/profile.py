@@ -158,15 +158,16 @@ class _Passes:
     def __init__(
         self, outputs, names, shapes, num_samples, pool, num_classes, method, key, vectorize
     ):
-        self.names, self.num_classes, self.method, self.key = names, num_classes, method, key
+        self.names, self.num_classes, self.key = names, num_classes, key
         self.widths = {n: shapes[n].shape[1] for n in names}
-        lanczos = {
-            n: method == "lanczos"
-            or (method == "auto" and scatter.choose_method(d, num_classes) == "lanczos")
+        self.methods = {
+            n: scatter.choose_method(d, num_classes) if method == "auto" else method
             for n, d in self.widths.items()
         }
         self.kept = {
-            n for n, d in self.widths.items() if lanczos[n] and num_samples < num_classes * d
+            n
+            for n, d in self.widths.items()
+            if self.methods[n] == "lanczos" and num_samples < num_classes * d
         }
 
         def pooled(variables, inputs):
@@ -222,11 +223,8 @@ class _Passes:
                 kept = features_dual.keep(features[n], labels, self.num_classes)
                 r = features_dual.measure(kept, jnp.asarray(head, kept.blocks.dtype), self.key)
             else:
-                method = self.method
-                if method == "auto":
-                    method = scatter.choose_method(self.widths[n], self.num_classes)
                 r = scatter.measure(
-                    carry[n]["stats"], head, method=method, key=self.key, match_width=False
+                    carry[n]["stats"], head, method=self.methods[n], key=self.key, match_width=False
                 )
             values = jax.device_get(
                 {**r._asdict(), **_collapse(carry[n]["moments"], silhouettes[n])}
